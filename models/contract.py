@@ -1,0 +1,80 @@
+"""The model contract: everything a box needs to run a model, carried inside the ONNX file's metadata.
+
+One JSON document under the metadata key ``pcb_inspect.contract``; checked when a model loads, so a model file
+from another project, or a newer contract version, fails with one clear line instead of wrong answers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pcb_inspect.inspect.errors import ModelError
+from pcb_inspect.inspect.records import CLASSIFIER_CLASSES
+
+METADATA_KEY = "pcb_inspect.contract"
+CONTRACT_VERSION = 1
+
+
+@dataclass
+class ModelContract:
+    """What the model expects and how its scores become verdicts."""
+
+    class_names: list[str] = field(default_factory=lambda: list(CLASSIFIER_CLASSES))
+    input_size: int = 48
+    input_channels: list[str] = field(default_factory=lambda: ["tested", "template", "difference"])
+    normalisation: str = "binarised copper as -1/+1, signed difference in {-1,0,1}"
+    crop_margin: int = 4
+    proposals: dict[str, Any] = field(default_factory=dict)  # ProposalConfig fields
+    registration: dict[str, Any] = field(default_factory=dict)  # RegistrationConfig fields
+    score_threshold: float = 0.5  # confidence (1 - P(no defect)) at which a detection is a defect
+    thresholds: dict[str, float] = field(default_factory=dict)  # per-class overrides of score_threshold
+    review_band: float = 0.15  # scores within this below a class threshold make the board REVIEW
+    nms_iou: float = 0.2  # overlapping detections above this IoU are one defect
+    arch: str = ""
+    version: str = ""
+    training_data: dict[str, Any] = field(default_factory=dict)  # fingerprint: list, groups, sha256
+    metrics: dict[str, Any] = field(default_factory=dict)  # held-out results at export time
+    contract_version: int = CONTRACT_VERSION
+
+    def validate(self, where: str = "model") -> "ModelContract":
+        if self.contract_version > CONTRACT_VERSION:
+            raise ModelError(
+                f"{where}: contract version {self.contract_version} is newer than this pcb-inspect "
+                f"understands ({CONTRACT_VERSION}); upgrade pcb-inspect"
+            )
+        if list(self.class_names) != list(CLASSIFIER_CLASSES):
+            raise ModelError(f"{where}: class_names {self.class_names} differ from {list(CLASSIFIER_CLASSES)}")
+        if not 8 <= self.input_size <= 512:
+            raise ModelError(f"{where}: input_size {self.input_size} is not in [8, 512]")
+        for cls, value in self.thresholds.items():
+            if cls not in CLASSIFIER_CLASSES[:-1] or not 0.0 <= float(value) <= 1.0:
+                raise ModelError(f"{where}: threshold {cls}={value} is not a defect class with a value in [0, 1]")
+        if not 0.0 <= self.review_band < 1.0:
+            raise ModelError(f"{where}: review_band {self.review_band} is not in [0, 1)")
+        return self
+
+    def threshold(self, cls: str) -> float:
+        return float(self.thresholds.get(cls, 0.5))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "model") -> "ModelContract":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{where}: metadata {METADATA_KEY} is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ModelError(f"{where}: metadata {METADATA_KEY} is not a JSON object")
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown and int(data.get("contract_version", 0)) <= CONTRACT_VERSION:
+            raise ModelError(f"{where}: unknown contract fields {sorted(unknown)}")
+        try:
+            contract = cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise ModelError(f"{where}: bad contract ({exc})") from None
+        return contract.validate(where)

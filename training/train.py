@@ -1,0 +1,278 @@
+"""Train the candidate classifier: seeded, resumable, early-stopped, scored end to end on held-out groups.
+
+Every epoch the model scores the held-out boards' real candidates and is judged by the DeepPCB protocol's
+F-score, so "best" means best at the job, not lowest loss. Under ``torchrun`` each process trains on its own
+share of every epoch's sample (DistributedDataParallel); rank 0 validates and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from pcb_inspect.inspect.engine import configs_as_dict, scores_to_detections
+from pcb_inspect.inspect.errors import ConfigError
+from pcb_inspect.inspect.proposals import ProposalConfig
+from pcb_inspect.inspect.records import CLASSIFIER_CLASSES
+from pcb_inspect.inspect.registration import RegistrationConfig
+from pcb_inspect.models.architectures import build_model
+from pcb_inspect.models.contract import ModelContract
+from pcb_inspect.training.augment import augment_crop, train_transform
+from pcb_inspect.training.candidates import (
+    NO_DEFECT_INDEX,
+    VARIANTS,
+    BoardCandidates,
+    CropSet,
+    build_board_candidates,
+    build_crop_set,
+)
+from pcb_inspect.training.deeppcb import read_split, split_by_group
+from pcb_inspect.training.metrics import BoardEval, evaluate
+from pcb_inspect.training.torch_backend import TorchBackend
+
+
+@dataclass
+class TrainConfig:
+    data: Path
+    out: Path
+    split: str = "PCBData/trainval.txt"
+    arch: str = "small"
+    epochs: int = 14
+    batch: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.05
+    neg_ratio: float = 3.0  # no-defect crops sampled per defect crop, fresh every epoch
+    patience: int = 4  # epochs without a better held-out F-score before stopping
+    val_fraction: float = 0.2
+    val_groups: list[str] | None = None
+    seed: int = 0
+    device: str = "cpu"
+    input_size: int = 48
+    crop_margin: int = 4
+    variants: tuple[str, ...] = VARIANTS
+    resume: bool = False
+    max_boards: int | None = None  # for quick runs and tests
+    workers: int | None = None
+    registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+    proposals: ProposalConfig = field(default_factory=ProposalConfig)
+
+    def __post_init__(self) -> None:
+        self.data, self.out = Path(self.data), Path(self.out)
+        if self.epochs < 1 or self.batch < 1 or self.lr <= 0 or self.neg_ratio <= 0:
+            raise ConfigError("epochs and batch must be >= 1, lr and neg_ratio > 0")
+        if not self.device.startswith(("cpu", "cuda")):
+            raise ConfigError(f"--device {self.device!r}: use cpu or cuda")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError("--device cuda: no CUDA device is available here (torch.cuda.is_available() is False)")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _dist_info() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when run plainly."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def class_weights(labels: np.ndarray, neg_ratio: float) -> torch.Tensor:
+    """Inverse-sqrt frequency over the classes as sampled per epoch, so rare defect types are not drowned."""
+    counts = np.bincount(labels, minlength=len(CLASSIFIER_CLASSES)).astype(np.float64)
+    counts[NO_DEFECT_INDEX] = min(counts[NO_DEFECT_INDEX], neg_ratio * counts[:NO_DEFECT_INDEX].sum())
+    w = 1.0 / np.sqrt(np.maximum(counts, 1.0))
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
+def epoch_indices(labels: np.ndarray, neg_ratio: float, rng: np.random.Generator) -> np.ndarray:
+    pos = np.nonzero(labels != NO_DEFECT_INDEX)[0]
+    neg = np.nonzero(labels == NO_DEFECT_INDEX)[0]
+    n_neg = min(len(neg), int(round(neg_ratio * max(len(pos), 1))))
+    idx = np.concatenate([pos, rng.choice(neg, n_neg, replace=False)]) if n_neg else pos
+    return rng.permutation(idx)
+
+
+def score_boards(backend: TorchBackend, boards: list[BoardCandidates], nms_iou: float) -> list[BoardEval]:
+    out = []
+    for b in boards:
+        probs = backend.run(b.crops.astype(np.float32) / 127.0)
+        out.append(BoardEval(b.board_id, b.ground_truth, scores_to_detections(b.boxes, probs, nms_iou)))
+    return out
+
+
+def _fingerprint(cfg: TrainConfig, train_ids: list[str], val_groups: list[str]) -> dict:
+    split_path = cfg.data / cfg.split
+    return {
+        "split": cfg.split,
+        "split_sha256": hashlib.sha256(split_path.read_bytes()).hexdigest(),
+        "train_boards": len(train_ids),
+        "train_ids_sha256": hashlib.sha256("\n".join(sorted(train_ids)).encode()).hexdigest(),
+        "val_groups": sorted(val_groups),
+        "seed": cfg.seed,
+        "variants": list(cfg.variants),
+    }
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train and return the summary written to ``out/results.json``."""
+    rank, world, local_rank = _dist_info()
+    distributed = world > 1
+    device = cfg.device
+    if distributed:
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        if device.startswith("cuda"):
+            device = f"cuda:{local_rank}"
+            torch.cuda.set_device(local_rank)
+    main = rank == 0
+    seed_everything(cfg.seed)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+
+    records = read_split(cfg.data, cfg.split)
+    train_recs, val_recs = split_by_group(records, cfg.val_fraction, cfg.seed, cfg.val_groups)
+    if cfg.max_boards:
+        train_recs, val_recs = train_recs[: cfg.max_boards], val_recs[: max(1, cfg.max_boards // 2)]
+    val_groups = sorted({r.group for r in val_recs})
+    common = dict(size=cfg.input_size, margin=cfg.crop_margin, registration=cfg.registration, proposals=cfg.proposals)
+    train_set = _cached_crops(cfg, train_recs, common, main, distributed)
+    val_boards = build_board_candidates(val_recs, seed=cfg.seed, workers=cfg.workers, **common) if main else []
+
+    contract = ModelContract(
+        input_size=cfg.input_size,
+        crop_margin=cfg.crop_margin,
+        arch=cfg.arch,
+        training_data=_fingerprint(cfg, [r.board_id for r in train_recs], val_groups),
+        **configs_as_dict(cfg.registration, cfg.proposals),
+    )
+    model = build_model(cfg.arch, num_classes=len(CLASSIFIER_CLASSES)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, int(np.ceil(len(epoch_indices(train_set.labels, cfg.neg_ratio, np.random.default_rng(0))) / (cfg.batch * world))))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
+    use_amp = device.startswith("cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    start_epoch, best_f, stale, history = 0, -1.0, 0, []
+    last_path, best_path = cfg.out / "last.pt", cfg.out / "best.pt"
+    if cfg.resume and last_path.is_file():
+        ckpt = torch.load(last_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        start_epoch, best_f, stale, history = ckpt["epoch"] + 1, ckpt["best_f"], ckpt["stale"], ckpt["history"]
+        if main:
+            print(f"resuming from {last_path} at epoch {start_epoch + 1}")
+    net = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if use_amp else None) if distributed else model
+    loss_fn = nn.CrossEntropyLoss(
+        weight=class_weights(train_set.labels, cfg.neg_ratio).to(device), label_smoothing=cfg.label_smoothing
+    )
+    transform = train_transform(seed=cfg.seed + rank)
+
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        net.train()
+        idx = epoch_indices(train_set.labels, cfg.neg_ratio, np.random.default_rng(cfg.seed * 1000 + epoch))[rank::world]
+        total, seen = 0.0, 0
+        bar = tqdm(range(0, len(idx), cfg.batch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not main)
+        for start in bar:
+            sel = idx[start : start + cfg.batch]
+            x = np.stack([augment_crop(transform, c) for c in train_set.as_float(np.sort(sel))])
+            y = torch.from_numpy(train_set.labels[np.sort(sel)]).to(device)
+            with torch.autocast("cuda", enabled=use_amp):
+                loss = loss_fn(net(torch.from_numpy(x).to(device)), y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            if scheduler.last_epoch < scheduler.total_steps - 1:
+                scheduler.step()
+            total += loss.item() * len(sel)
+            seen += len(sel)
+            bar.set_postfix(loss=f"{total / seen:.4f}")
+        stop = torch.zeros(1)
+        if main:
+            report = evaluate(score_boards(TorchBackend(model, contract, device), val_boards, contract.nms_iou))
+            entry = {
+                "epoch": epoch + 1,
+                "loss": total / max(seen, 1),
+                "val_f_score": report.f_score,
+                "val_precision": report.precision,
+                "val_recall": report.recall,
+                "val_ap": report.ap,
+                "val_escapes": report.escapes,
+                "seconds": time.perf_counter() - t0,
+            }
+            history.append(entry)
+            print(
+                f"epoch {epoch + 1}: loss {entry['loss']:.4f}  held-out P {report.precision:.4f} R {report.recall:.4f} "
+                f"F {report.f_score:.4f} AP {report.ap:.4f} escapes {report.escapes}  ({entry['seconds']:.0f} s)"
+            )
+            improved = report.f_score > best_f
+            if improved:
+                best_f, stale = report.f_score, 0
+            else:
+                stale += 1
+            ckpt = {
+                "arch": cfg.arch,
+                "model": model.state_dict(),
+                "contract": asdict(contract),
+                "epoch": epoch,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "best_f": best_f,
+                "stale": stale,
+                "history": history,
+                "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+            }
+            _atomic_save(ckpt, last_path)
+            if improved:
+                _atomic_save(ckpt, best_path)
+            stop[0] = float(stale >= cfg.patience)
+        if distributed:
+            dist.broadcast(stop, 0)
+        if stop.item():
+            if main:
+                print(f"early stop: no better held-out F-score for {cfg.patience} epochs")
+            break
+    summary = {"best_val_f_score": best_f, "epochs_run": len(history), "history": history, "val_groups": val_groups}
+    if main:
+        (cfg.out / "results.json").write_text(json.dumps(summary, indent=2))
+    if distributed:
+        dist.destroy_process_group()
+    return summary
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    """Write then rename, so a crash never leaves a torn checkpoint behind."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def _cached_crops(cfg: TrainConfig, recs: list, common: dict, main: bool, distributed: bool) -> CropSet:
+    """Build the training crops once (rank 0) and keep them next to the checkpoints, for resume and DDP ranks."""
+    key = hashlib.sha256(
+        json.dumps([[r.board_id for r in recs], list(cfg.variants), cfg.seed, repr(common)]).encode()
+    ).hexdigest()[:16]
+    path = cfg.out / f"crops-{key}.npz"
+    if main and not path.is_file():
+        crops = build_crop_set(recs, cfg.variants, cfg.seed, workers=cfg.workers, desc="training crops", **common)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, crops=crops.crops, labels=crops.labels, board=crops.board)
+        tmp.replace(path)
+        print(f"training crops: {len(crops)} ({crops.class_counts()})")
+    if distributed:
+        dist.barrier()
+    z = np.load(path)
+    return CropSet(z["crops"], z["labels"], z["board"])
