@@ -1,0 +1,234 @@
+"""The ``pcb-inspect`` command line: one verb per job, each importing only what it needs.
+
+Verbs that need torch (train, export) import it lazily, so the edge install runs eval, predict and demo
+without it. Any :class:`PcbInspectError` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from pcb_inspect.inspect.errors import ConfigError, PcbInspectError
+
+DEFAULT_SPLIT = "PCBData/trainval.txt"
+
+
+def _add_data(p: argparse.ArgumentParser, split_default: str | None = None) -> None:
+    p.add_argument("--data", required=True, type=Path, help="dataset root holding PCBData/ (DeepPCB layout)")
+    p.add_argument(
+        "--split",
+        default=split_default,
+        required=split_default is None,
+        help="split list relative to --data, e.g. PCBData/test.txt",
+    )
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, help="model file (.onnx, or a training .pt); default: the shipped model")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pcb_inspect.training.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=args.data,
+        out=args.out,
+        split=args.split,
+        arch=args.arch,
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        device=args.device,
+        seed=args.seed,
+        resume=args.resume,
+        patience=args.patience,
+        val_groups=args.val_groups.split(",") if args.val_groups else None,
+        max_boards=args.max_boards,
+    )
+    summary = train(cfg)
+    print(f"best held-out F-score {summary['best_val_f_score']:.4f}; checkpoints in {args.out}")
+    return 0
+
+
+def _open_inspector(model: Path | None, device: str = "cpu"):  # noqa: ANN202
+    from pcb_inspect.inspect.engine import Inspector
+    from pcb_inspect.models.registry import open_backend
+
+    return Inspector(open_backend(model, device))
+
+
+def _records(args: argparse.Namespace):  # noqa: ANN202
+    from pcb_inspect.training.deeppcb import read_split
+
+    records = read_split(args.data, args.split)
+    if getattr(args, "groups", None):
+        wanted = set(args.groups.split(","))
+        records = [r for r in records if r.group in wanted]
+        if not records:
+            raise ConfigError(f"--groups {args.groups}: no pairs of these groups in {args.split}")
+    return records[: args.limit] if getattr(args, "limit", None) else records
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pcb_inspect.training.evaluate import evaluate_runs, run_boards, write_report
+
+    inspector = _open_inspector(args.model)
+    records = _records(args)
+    t0 = time.perf_counter()
+    runs = run_boards(inspector, records, args.variant, args.seed)
+    result = evaluate_runs(runs, inspector.policy.score_threshold)
+    result["seconds"] = time.perf_counter() - t0
+    result["variant"] = args.variant
+    result["model_sha256"] = inspector.backend.model_sha256
+    write_report(result, args.json, args.plots)
+    print(result.pop("_table"))
+    print(
+        f"boards {result['boards']}  precision {result['precision']:.4f}  recall {result['recall']:.4f}  "
+        f"F-score {result['f_score']:.4f}  AP {result['ap']:.4f}  mAP {result['mean_ap'] or 0:.4f}  "
+        f"escapes {result['escapes']}  mean matched IoU {result['mean_matched_iou'] or 0:.3f}  "
+        f"({result['seconds']:.1f} s)"
+    )
+    if result["defect_free_boards"]:
+        print(f"defect-free boards with no defect reported: {result['defect_free_clean_rate']:.4f}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    if args.format != "deeppcb":
+        raise ConfigError(f"--format {args.format}: only 'deeppcb' is supported")
+    inspector = _open_inspector(args.model)
+    args.out.mkdir(parents=True, exist_ok=True)
+    records = _records(args)
+    from tqdm import tqdm
+
+    for rec in tqdm(records, desc="predict"):
+        tested, template = rec.load_images()
+        detections, _ = inspector.detect(tested, template)
+        lines = [
+            f"{d.box[0]},{d.box[1]},{d.box[2]},{d.box[3]},{d.confidence:.4f},{d.cls}"
+            for d in detections
+            if d.confidence >= (args.min_score if args.min_score is not None else inspector.policy.threshold(d.cls))
+        ]
+        (args.out / f"{rec.board_id}.txt").write_text("".join(line + "\n" for line in lines))
+    print(f"wrote {len(records)} result files to {args.out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pcb_inspect.training.export import EXPORT_FORMATS, export_onnx, load_metrics
+
+    if args.format not in EXPORT_FORMATS:
+        raise ConfigError(f"--format {args.format}: choose one of {', '.join(EXPORT_FORMATS)}")
+    out = args.out or Path(args.checkpoint).with_suffix(EXPORT_FORMATS[args.format])
+    export_onnx(args.checkpoint, out, metrics=load_metrics(args.metrics))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from pcb_inspect.models.registry import open_backend
+
+    backend = open_backend(args.model)
+    print(json.dumps(asdict(backend.contract) | {"sha256": backend.model_sha256}, indent=2))
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from pcb_inspect.training.synthetic import write_dataset
+
+    root = write_dataset(args.out, args.boards, seed=args.seed)
+    print(f"wrote {args.boards} synthetic boards to {root}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pcb_inspect.inspect.demo import run_demo
+
+    return run_demo(args.boards, args.out, args.model, args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pcb-inspect", description="PCB defect inspection: train, evaluate, run.")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = sub.add_parser("demo", help="inspect built-in synthetic boards with the shipped model and show the result")
+    p.add_argument("--boards", type=int, default=8, help="how many synthetic boards (default 8)")
+    p.add_argument("--out", type=Path, default=Path("demo_out"), help="where pictures and results go")
+    p.add_argument("--seed", type=int, default=7)
+    _add_model(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train the candidate classifier (needs the [train] extra)")
+    _add_data(p, DEFAULT_SPLIT)
+    p.add_argument("--out", required=True, type=Path, help="run folder for checkpoints and logs")
+    p.add_argument("--epochs", type=int, default=14)
+    p.add_argument("--arch", default="small", help="small (default), resnet18 or mobilenet_v3_small")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda (AMP on)")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patience", type=int, default=4, help="early stop after this many epochs without gain")
+    p.add_argument("--val-groups", help="comma-separated groups to hold out (default: chosen by --seed)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--max-boards", type=int, help="use only this many boards (quick runs)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate by the DeepPCB protocol (IoU > 0.33, same class)")
+    _add_data(p)
+    _add_model(p)
+    p.add_argument("--json", type=Path, help="write the metrics here")
+    p.add_argument("--plots", type=Path, help="folder for confusion matrix, PR curves and per-class table")
+    p.add_argument("--variant", default="clean", choices=["clean", "moved", "defect-free"])
+    p.add_argument("--groups", help="only these comma-separated groups (e.g. held-out ones)")
+    p.add_argument("--limit", type=int, help="only the first N pairs")
+    p.add_argument("--seed", type=int, default=0, help="seed of the moved/defect-free variants")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="write one result file per board in the dataset's format")
+    _add_data(p)
+    _add_model(p)
+    p.add_argument("--format", default="deeppcb", help="deeppcb: lines x1,y1,x2,y2,confidence,type")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--min-score", type=float, help="write detections from this score (default: the model's threshold)")
+    p.add_argument("--groups", help="only these comma-separated groups")
+    p.add_argument("--limit", type=int)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a training checkpoint (needs the [train] extra)")
+    p.add_argument("checkpoint", type=Path, help="RUN_DIR/best.pt")
+    p.add_argument("--format", default="onnx", help="onnx")
+    p.add_argument("--out", type=Path, help="output file (default: next to the checkpoint)")
+    p.add_argument("--metrics", type=Path, help="eval JSON to embed in the model's metadata")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("info", help="print a model's contract (classes, input, thresholds, metrics)")
+    _add_model(p)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("synth", help="write synthetic boards in the DeepPCB layout")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--boards", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synth)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PcbInspectError as exc:
+        print(f"pcb-inspect {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

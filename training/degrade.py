@@ -8,8 +8,8 @@ from synthetic or DeepPCB boards while still knowing exactly where each ground-t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -95,7 +95,7 @@ def move_and_degrade(
 
 def transform_box(box: Box, matrix: np.ndarray, shape: tuple[int, ...]) -> Box | None:
     """Where `box` lies in the moved image: its centre goes through `matrix`, width and height are kept
-    (the moves are sub-degree), then it is clipped to `shape` (H, W, ...). None when nothing is left inside."""
+    (the moves are sub-degree), then it is clipped to `shape` (H, W, ...). None if nothing is left."""
     m = np.asarray(matrix, float)
     if m.shape != (2, 3):
         raise ValueError(f"matrix must be 2x3, got {m.shape}")
@@ -108,7 +108,9 @@ def transform_box(box: Box, matrix: np.ndarray, shape: tuple[int, ...]) -> Box |
     return (nx1, ny1, nx2, ny2) if nx2 > nx1 and ny2 > ny1 else None
 
 
-def transform_ground_truth(truth: list[GroundTruth], matrix: np.ndarray, shape: tuple[int, ...]) -> list[GroundTruth]:
+def transform_ground_truth(
+    truth: list[GroundTruth], matrix: np.ndarray, shape: tuple[int, ...]
+) -> list[GroundTruth]:
     """Ground truth of the moved image; a box pushed wholly out of the frame is dropped."""
     moved = ((gt.cls, transform_box(gt.box, matrix, shape)) for gt in truth)
     return [GroundTruth(cls, box) for cls, box in moved if box is not None]

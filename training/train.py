@@ -107,11 +107,15 @@ def epoch_indices(labels: np.ndarray, neg_ratio: float, rng: np.random.Generator
 
 
 def score_boards(backend: TorchBackend, boards: list[BoardCandidates], nms_iou: float) -> list[BoardEval]:
-    out = []
-    for b in boards:
-        probs = backend.run(b.crops.astype(np.float32) / 127.0)
-        out.append(BoardEval(b.board_id, b.ground_truth, scores_to_detections(b.boxes, probs, nms_iou)))
-    return out
+    """Score every board's candidates in large batches, then turn each board's scores into detections."""
+    if not boards:
+        return []
+    probs = backend.run(np.concatenate([b.crops for b in boards]).astype(np.float32) / 127.0)
+    ends = np.cumsum([len(b.crops) for b in boards])
+    return [
+        BoardEval(b.board_id, b.ground_truth, scores_to_detections(b.boxes, p, nms_iou))
+        for b, p in zip(boards, np.split(probs, ends[:-1]))
+    ]
 
 
 def _fingerprint(cfg: TrainConfig, train_ids: list[str], val_groups: list[str]) -> dict:

@@ -1,4 +1,4 @@
-"""The camera model must report its own move exactly, or registration tests and moved ground truth are wrong."""
+"""The camera model must report its own move exactly, or registration tests and moved ground truth lie."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The synthetic boards must behave like DeepPCB pairs with exact ground truth, or every test built on them lies."""
+"""Synthetic boards must act like DeepPCB pairs with exact ground truth, or tests built on them lie."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pcb_inspect.inspect.records import DEFECT_CLASSES, class_from_type_id
 from pcb_inspect.training.synthetic import STYLES, SyntheticBoard, generate_board, write_dataset
 
 SIZE = 640
-REMOVES_COPPER = {"open", "mousebite", "pin-hole"}  # copper (0) becomes substrate (255); the others add copper
+REMOVES_COPPER = {"open", "mousebite", "pin-hole"}  # copper (0) turns substrate (255); the rest add copper
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,8 @@ def test_write_dataset_matches_deeppcb_layout(tmp_path: Path) -> None:
     trainval, test = _read_list(pcb / "trainval.txt"), _read_list(pcb / "test.txt")
     assert len(trainval) == 3 and len(test) == 3
     assert not (pcb / "trainval.txt").read_text().endswith("\n")  # as DeepPCB's own list
-    groups = {split: {img.split("/")[0] for img, _ in pairs} for split, pairs in (("tv", trainval), ("te", test))}
+    groups = {split: {img.split("/")[0] for img, _ in pairs}
+              for split, pairs in (("tv", trainval), ("te", test))}
     assert len(groups["tv"]) == len(groups["te"]) == 1 and groups["tv"].isdisjoint(groups["te"])
     on_disk = {p.name for p in pcb.iterdir()}
     assert on_disk == {"trainval.txt", "test.txt"} | groups["tv"] | groups["te"]

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pcb_inspect.inspect.engine import scores_to_detections, suppress_duplicates
+from pcb_inspect.inspect.errors import ConfigError
+from pcb_inspect.inspect.records import Defect, Verdict
+from pcb_inspect.inspect.verdict import VerdictPolicy
+
+
+def _probs(rows: list[tuple[int, float]]) -> np.ndarray:
+    """One row per candidate: (defect class index, P(that class)); the rest is no-defect."""
+    p = np.zeros((len(rows), 7), np.float32)
+    for i, (cls, v) in enumerate(rows):
+        p[i, cls] = v
+        p[i, 6] = 1 - v
+    return p
+
+
+def test_duplicates_of_one_defect_become_one_report() -> None:
+    boxes = np.array([[10, 10, 50, 50], [12, 12, 52, 52], [200, 200, 230, 230]])
+    dets = scores_to_detections(boxes, _probs([(0, 0.8), (0, 0.9), (5, 0.7)]), nms_iou=0.2)
+    assert [(d.cls, round(d.confidence, 2), d.box) for d in dets] == [
+        ("open", 0.9, (12, 12, 52, 52)),
+        ("pin-hole", 0.7, (200, 200, 230, 230)),
+    ]
+
+
+def test_confidence_is_one_minus_no_defect() -> None:
+    p = np.array([[0.3, 0.3, 0, 0, 0, 0, 0.4]], np.float32)
+    (d,) = scores_to_detections(np.array([[0, 0, 10, 10]]), p, 0.2)
+    assert d.confidence == pytest.approx(0.6) and d.cls == "open"
+
+
+def test_wrong_output_shape_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="classifier returned shape"):
+        scores_to_detections(np.array([[0, 0, 10, 10]]), np.zeros((1, 5)), 0.2)
+
+
+def test_suppression_keeps_disjoint_boxes() -> None:
+    boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30]])
+    assert sorted(suppress_duplicates(boxes, np.array([0.5, 0.6]), 0.2)) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("scores", "verdict"),
+    [([], Verdict.PASS), ([0.2], Verdict.PASS), ([0.4], Verdict.REVIEW), ([0.4, 0.55], Verdict.FAIL)],
+)
+def test_verdict_policy(scores: list[float], verdict: Verdict) -> None:
+    policy = VerdictPolicy(score_threshold=0.5, review_band=0.15)
+    dets = [Defect("short", s, (0, 0, 5, 5)) for s in scores]
+    assert policy.judge(dets) is verdict
+    assert len(policy.reported(dets)) == sum(s >= 0.5 for s in scores)
+
+
+def test_per_class_threshold_and_bad_policy() -> None:
+    policy = VerdictPolicy(per_class={"spur": 0.9})
+    assert policy.judge([Defect("spur", 0.8, (0, 0, 5, 5))]) is Verdict.REVIEW
+    with pytest.raises(ConfigError, match="review_band"):
+        VerdictPolicy(score_threshold=0.5, review_band=0.6)
+    with pytest.raises(ConfigError, match="threshold for 'solder'"):
+        VerdictPolicy(per_class={"solder": 0.5})

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pcb_inspect.inspect.engine import front_end
+from pcb_inspect.inspect.errors import ConfigError
+from pcb_inspect.inspect.proposals import ProposalConfig, tolerant_difference
+from pcb_inspect.inspect.records import box_iou
+from pcb_inspect.training.degrade import move_and_degrade, transform_ground_truth
+from pcb_inspect.training.synthetic import generate_board
+
+
+def _recall(boxes: list, truth: list) -> float:
+    return float(np.mean([any(box_iou(g.box, b) > 0.33 for b in boxes) for g in truth]))
+
+
+def test_tolerance_ignores_one_pixel_edge_shift_but_keeps_a_small_defect() -> None:
+    a = np.zeros((40, 40), np.uint8)
+    a[10:30, 10:20] = 1
+    b = np.zeros_like(a)
+    b[10:30, 11:21] = 1  # the same trace, one pixel over
+    assert not tolerant_difference(a, b, 1).any()
+    b[18:21, 25:28] = 1  # a 3x3 speck of spurious copper
+    d = tolerant_difference(a, b, 1)
+    assert (d == -1).sum() == 9 and not (d == 1).any()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_finds_injected_defects_on_clean_and_moved_boards(seed: int) -> None:
+    board = generate_board(seed)
+    clean = front_end(board.tested, board.template)
+    assert _recall(clean.candidates.box_list(), board.ground_truth) == 1.0
+    moved = move_and_degrade(board.tested, np.random.default_rng(seed))
+    truth = transform_ground_truth(board.ground_truth, moved.matrix, board.tested.shape)
+    fe = front_end(moved.image, board.template)
+    # boxes come in the tested (moved) image's own coordinates
+    assert _recall(fe.candidates.box_list(), truth) >= 0.9
+
+
+def test_boxes_are_padded_and_clipped() -> None:
+    board = generate_board(11)
+    fe = front_end(board.tested, board.template, proposals=ProposalConfig(pad_px=11))
+    c = fe.candidates
+    assert len(c) > 0
+    assert (c.boxes[:, :2] >= 0).all() and (c.boxes[:, 2] <= 640).all() and (c.boxes[:, 3] <= 640).all()
+    inner = (c.tight[:, 0] >= 11) & (c.tight[:, 2] <= 629)
+    assert np.all(c.tight[inner, 0] - c.boxes[inner, 0] == 11)
+
+
+def test_bad_config_names_the_field() -> None:
+    with pytest.raises(ConfigError, match="proposals.pad_px"):
+        ProposalConfig(pad_px=-1)
+
+
+def test_candidate_recall_on_real_deeppcb(deeppcb_root: Path) -> None:
+    """The proposal stage must hand the classifier at least 99% of annotated defects (IoU > 0.33)."""
+    from pcb_inspect.training.deeppcb import read_split
+
+    records = read_split(deeppcb_root, "PCBData/trainval.txt")[::4]
+    hits = total = 0
+    for rec in records:
+        tested, template = rec.load_images()
+        boxes = front_end(tested, template).candidates.box_list()
+        truth = rec.load_ground_truth()
+        hits += sum(any(box_iou(g.box, b) > 0.33 for b in boxes) for g in truth)
+        total += len(truth)
+    assert hits / total >= 0.99
