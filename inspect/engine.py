@@ -15,7 +15,13 @@ from pcb_inspect.inspect.crops import build_crops
 from pcb_inspect.inspect.errors import ConfigError, ImageError
 from pcb_inspect.inspect.proposals import Candidates, ProposalConfig, binarize, propose
 from pcb_inspect.inspect.records import CLASSIFIER_CLASSES, DEFECT_CLASSES, Defect, Inspection, box_iou
-from pcb_inspect.inspect.registration import Registration, RegistrationConfig, register, warp_template
+from pcb_inspect.inspect.registration import (
+    Registration,
+    RegistrationConfig,
+    register,
+    valid_region,
+    warp_template,
+)
 from pcb_inspect.inspect.verdict import VerdictPolicy
 
 #: Detections below this score are dropped before suppression (they still cost nothing in AP).
@@ -54,9 +60,13 @@ def front_end(
     t1 = time.perf_counter()
     tested_bin = binarize(tested)
     template_bin = binarize(warp_template(template, reg))
+    if reg.shift != (0.0, 0.0) or reg.angle_deg != 0.0:
+        # where the template has no pixels, let the tested image stand in for it: no difference, no candidate
+        valid = valid_region(tested.shape, reg)
+        template_bin = np.where(valid.astype(bool), template_bin, tested_bin)
     candidates = propose(tested_bin, template_bin, proposals)
     t2 = time.perf_counter()
-    return FrontEnd(tested_bin, template_bin, reg, candidates, {"register": (t1 - t0) * 1e3, "propose": (t2 - t1) * 1e3})
+    return FrontEnd(tested_bin, candidates.template_bin, reg, candidates, {"register": (t1 - t0) * 1e3, "propose": (t2 - t1) * 1e3})
 
 
 def suppress_duplicates(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:

@@ -97,3 +97,23 @@ def warp_template(template: np.ndarray, registration: Registration) -> np.ndarra
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_REPLICATE,
     )
+
+
+def valid_region(shape: tuple[int, int], registration: Registration, margin: int = 1) -> np.ndarray:
+    """0/1 mask of tested-image pixels whose template counterpart lies inside the template (less ``margin``).
+
+    Outside it the warped template is only replicated border, so differences there say nothing about the board.
+    """
+    h, w = shape
+    ones = np.ones((h, w), np.uint8)
+    mask = cv2.warpAffine(
+        ones,
+        registration.matrix.astype(np.float32),
+        (w, h),
+        flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    if margin:
+        mask = cv2.erode(mask, np.ones((2 * margin + 1,) * 2, np.uint8), borderType=cv2.BORDER_REPLICATE)
+    return mask

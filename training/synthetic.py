@@ -248,9 +248,9 @@ class _Injector:
 
     def __init__(self, lay: _Layout, rng: np.random.Generator) -> None:
         self.rng, self.size = rng, lay.size
-        self.segments = [(a, b, w) for a, b, w in lay.segments  # long enough, and on the board
-                         if np.hypot(*(b - a)) >= w + 30 and min(a.max(), b.max()) >= 0
-                         and max(a.min(), b.min()) < lay.size]
+        self.segments = [(a, b, w) for a, b, w in lay.segments  # long enough to cut, and on the board
+                         if np.hypot(*(b - a)) >= w + 30 and (np.maximum(a, b) >= 0).all()
+                         and (np.minimum(a, b) < lay.size).all()]
         self.tpl, self.cur = lay.copper, lay.copper.copy()
         self.labels = cv2.connectedComponents(self.tpl, connectivity=8)[1]
         self.dt_cu = cv2.distanceTransform(self.tpl, cv2.DIST_L2, 5)

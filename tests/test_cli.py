@@ -1,0 +1,85 @@
+"""The CLI through its real console script, in subprocesses, over a table of verbs (Ultralytics' test_cli idea)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXE = shutil.which("pcb-inspect", path=os.path.dirname(sys.executable)) or "pcb-inspect"
+VERBS = ["demo", "train", "eval", "predict", "export", "info", "synth"]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_help_for_every_verb(verb: str) -> None:
+    r = run(verb, "--help")
+    assert r.returncode == 0 and "usage: pcb-inspect" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval", "--data", "/nonexistent", "--split", "PCBData/test.txt"], "/nonexistent: dataset folder not found"),
+        (["info", "--model", "/nonexistent/m.onnx"], "m.onnx: model file not found"),
+        (["export", "/nonexistent/best.pt", "--format", "engine"], "--format engine: choose one of onnx"),
+        (["demo", "--boards", "0"], "--boards 0 is not in"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
+    r = run(*args, cwd=tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_eval_writes_the_contracted_json(synthetic_root: Path, shipped_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    r = run("eval", "--data", str(synthetic_root), "--split", "PCBData/test.txt", "--json", str(out),
+            "--plots", str(tmp_path / "plots"))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    for key in ("precision", "recall", "f_score", "ap", "per_class", "boards", "escapes", "seconds"):
+        assert key in result
+    assert result["boards"] == 4 and result["model_sha256"]
+    for picture in ("confusion_matrix.png", "pr_curves.png"):
+        assert (tmp_path / "plots" / picture).stat().st_size > 1000
+
+
+def test_predict_writes_deeppcb_result_files(synthetic_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pred"
+    r = run("predict", "--data", str(synthetic_root), "--split", "PCBData/test.txt", "--format", "deeppcb",
+            "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    names = [line.split()[0] for line in (synthetic_root / "PCBData/test.txt").read_text().splitlines()]
+    files = sorted(out.glob("*.txt"))
+    assert [f.stem for f in files] == sorted(Path(n).stem for n in names)
+    lines = [line for f in files for line in f.read_text().splitlines()]
+    assert lines, "the shipped model found nothing on synthetic boards with defects"
+    for line in lines:
+        x1, y1, x2, y2, conf, kind = line.split(",")
+        assert int(x2) > int(x1) and int(y2) > int(y1) and 0 <= float(conf) <= 1
+        assert kind in {"open", "short", "mousebite", "spur", "copper", "pin-hole"}
+
+
+def test_demo_runs_with_the_shipped_model(tmp_path: Path) -> None:
+    r = run("demo", "--boards", "4", "--out", str(tmp_path / "demo"))
+    assert r.returncode == 0, r.stderr
+    assert "F-score" in r.stdout
+    assert (tmp_path / "demo" / "summary.png").stat().st_size > 10_000
+    assert len(list((tmp_path / "demo").glob("synth*.png"))) == 4
+
+
+def test_info_prints_the_shipped_contract() -> None:
+    r = run("info")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["class_names"][-1] == "no-defect" and len(info["sha256"]) == 64
