@@ -120,9 +120,8 @@ class Inspector:
         """All detections after suppression (scores down to MIN_KEEP_SCORE), with per-stage milliseconds."""
         fe = front_end(tested, template, self.registration, self.proposals)
         t0 = time.perf_counter()
-        crops = build_crops(
-            fe.tested_bin, fe.template_bin, fe.candidates.diff, fe.candidates.boxes, self.input_size, self.crop_margin
-        )
+        c = fe.candidates
+        crops = build_crops(fe.tested_bin, fe.template_bin, c.diff, c.boxes, c.tight, self.input_size, self.crop_margin)
         t1 = time.perf_counter()
         probabilities = self.backend.run(crops)
         t2 = time.perf_counter()

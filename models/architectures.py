@@ -20,7 +20,7 @@ def _conv_bn(cin: int, cout: int) -> nn.Sequential:
 class SmallCNN(nn.Module):
     """Four conv stages with pooling, global average pool and a linear head."""
 
-    def __init__(self, num_classes: int = 7, in_channels: int = 3, width: int = 16, dropout: float = 0.2) -> None:
+    def __init__(self, num_classes: int = 7, in_channels: int = 5, width: int = 16, dropout: float = 0.2) -> None:
         super().__init__()
         w = width
         self.features = nn.Sequential(
@@ -41,7 +41,7 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
-def resnet18(num_classes: int = 7, in_channels: int = 3) -> nn.Module:
+def resnet18(num_classes: int = 7, in_channels: int = 5) -> nn.Module:
     """torchvision ResNet-18, stem made 3x3 stride 1 without max-pool for small crops; random init."""
     from torchvision.models import resnet18 as tv_resnet18
 
@@ -51,7 +51,7 @@ def resnet18(num_classes: int = 7, in_channels: int = 3) -> nn.Module:
     return model
 
 
-def mobilenet_v3_small(num_classes: int = 7, in_channels: int = 3) -> nn.Module:
+def mobilenet_v3_small(num_classes: int = 7, in_channels: int = 5) -> nn.Module:
     """torchvision MobileNetV3-Small with a stride-1 stem for small crops; random init."""
     from torchvision.models import mobilenet_v3_small as tv_mnv3
 
@@ -68,7 +68,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build_model(name: str, num_classes: int = 7, in_channels: int = 3) -> nn.Module:
+def build_model(name: str, num_classes: int = 7, in_channels: int = 5) -> nn.Module:
     """Build an architecture by name; an unknown name lists the valid ones."""
     try:
         factory = ARCHITECTURES[name]

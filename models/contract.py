@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pcb_inspect.inspect.errors import ModelError
+from pcb_inspect.inspect.crops import CROP_CHANNELS
 from pcb_inspect.inspect.records import CLASSIFIER_CLASSES
 
 METADATA_KEY = "pcb_inspect.contract"
@@ -23,8 +24,10 @@ class ModelContract:
 
     class_names: list[str] = field(default_factory=lambda: list(CLASSIFIER_CLASSES))
     input_size: int = 48
-    input_channels: list[str] = field(default_factory=lambda: ["tested", "template", "difference"])
-    normalisation: str = "binarised copper as -1/+1, signed difference in {-1,0,1}"
+    input_channels: list[str] = field(default_factory=lambda: list(CROP_CHANNELS))
+    normalisation: str = (
+        "binarised images as -1/+1, signed difference in {-1,0,1}, region-count deltas clipped to +-2 and halved"
+    )
     crop_margin: int = 4
     proposals: dict[str, Any] = field(default_factory=dict)  # ProposalConfig fields
     registration: dict[str, Any] = field(default_factory=dict)  # RegistrationConfig fields
@@ -46,6 +49,8 @@ class ModelContract:
             )
         if list(self.class_names) != list(CLASSIFIER_CLASSES):
             raise ModelError(f"{where}: class_names {self.class_names} differ from {list(CLASSIFIER_CLASSES)}")
+        if list(self.input_channels) != list(CROP_CHANNELS):
+            raise ModelError(f"{where}: input_channels {self.input_channels} differ from {list(CROP_CHANNELS)}")
         if not 8 <= self.input_size <= 512:
             raise ModelError(f"{where}: input_size {self.input_size} is not in [8, 512]")
         for cls, value in self.thresholds.items():

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from pcb_inspect.inspect.crops import build_crops
+from pcb_inspect.inspect.crops import CROP_CHANNELS, build_crops
 from pcb_inspect.inspect.engine import front_end
 from pcb_inspect.inspect.proposals import ProposalConfig
 from pcb_inspect.inspect.records import CLASSIFIER_CLASSES, GroundTruth, box_iou
@@ -34,7 +34,7 @@ VARIANTS = ("clean", "moved", "defect-free")
 class CropSet:
     """Crops stored as int8 (value * 127) to keep tens of thousands in memory; labels index CLASSIFIER_CLASSES."""
 
-    crops: np.ndarray  # (N, 3, S, S) int8
+    crops: np.ndarray  # (N, C, S, S) int8
     labels: np.ndarray  # (N,) int64
     board: np.ndarray  # (N,) int32 index into the records used
 
@@ -99,7 +99,8 @@ def _front(job: CropJob) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Groun
         tested, gt = move_and_degrade(template, rng).image, []
     fe = front_end(tested, template, job.registration, job.proposals)
     labels = label_candidates(fe.candidates.boxes, fe.candidates.tight, gt)
-    crops = build_crops(fe.tested_bin, fe.template_bin, fe.candidates.diff, fe.candidates.boxes, job.size, job.margin)
+    c = fe.candidates
+    crops = build_crops(fe.tested_bin, fe.template_bin, c.diff, c.boxes, c.tight, job.size, job.margin)
     return np.round(crops * 127).astype(np.int8), labels, fe.candidates.boxes, gt
 
 
@@ -108,7 +109,7 @@ class BoardCandidates:
     """One board's candidates as the engine sees them, for scoring a model end to end during training."""
 
     board_id: str
-    crops: np.ndarray  # (N, 3, S, S) int8
+    crops: np.ndarray  # (N, C, S, S) int8
     boxes: np.ndarray  # (N, 4) int32
     ground_truth: list[GroundTruth]
 
@@ -162,7 +163,7 @@ def build_crop_set(
     """Run the front end over every pair and variant (in parallel processes) and collect labelled crops."""
     jobs = _jobs(records, variants, seed, size, margin, registration, proposals)
     results = _map(_crops_for, jobs, workers, desc)
-    crops = np.concatenate([r[0] for r in results]) if results else np.zeros((0, 3, size, size), np.int8)
+    crops = np.concatenate([r[0] for r in results]) if results else np.zeros((0, len(CROP_CHANNELS), size, size), np.int8)
     labels = np.concatenate([r[1] for r in results]) if results else np.zeros(0, np.int64)
     board = np.concatenate([np.full(len(r[1]), r[2], np.int32) for r in results]) if results else np.zeros(0, np.int32)
     return CropSet(crops, labels, board)

@@ -9,6 +9,7 @@ file if they differ by more than ``PARITY_TOLERANCE``.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from pcb_inspect.inspect.backends import OnnxRuntimeBackend, file_sha256
+from pcb_inspect.inspect.crops import CROP_CHANNELS
 from pcb_inspect.inspect.errors import ConfigError, ModelError
 from pcb_inspect.models.contract import METADATA_KEY
 from pcb_inspect.training.torch_backend import load_checkpoint
@@ -38,8 +40,9 @@ def parity_inputs(size: int, n: int = 64, seed: int = 0) -> np.ndarray:
     blocks = rng.integers(0, 2, (n, 2, size // 8, size // 8)).astype(np.float32) * 2 - 1
     copper = blocks.repeat(8, axis=2).repeat(8, axis=3)
     diff = np.clip(copper[:, :1] - copper[:, 1:2], -1, 1) * (rng.random((n, 1, size, size)) < 0.3)
-    real_like = np.concatenate([copper, diff], axis=1)
-    noise = rng.uniform(-1, 1, (8, 3, size, size)).astype(np.float32)
+    topology = np.broadcast_to(rng.integers(-2, 3, (n, 2, 1, 1)) / 2, (n, 2, size, size))
+    real_like = np.concatenate([copper, diff, topology], axis=1)
+    noise = rng.uniform(-1, 1, (8, len(CROP_CHANNELS), size, size)).astype(np.float32)
     return np.concatenate([real_like, noise]).astype(np.float32)
 
 
@@ -57,17 +60,20 @@ def export_onnx(checkpoint: str | Path, out: str | Path, metrics: dict | None = 
     size = contract.input_size
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
-    dummy = torch.zeros(2, 3, size, size)
-    torch.onnx.export(
-        model,
-        (dummy,),
-        str(tmp),
-        input_names=["crops"],
-        output_names=["logits"],
-        dynamic_axes={"crops": {0: "batch"}, "logits": {0: "batch"}},
-        opset_version=opset,
-        dynamo=False,
-    )
+    dummy = torch.zeros(2, len(contract.input_channels), size, size)
+    with warnings.catch_warnings():
+        # the TorchScript exporter is deprecated but needs only `onnx`; dynamo=True would need onnxscript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(tmp),
+            input_names=["crops"],
+            output_names=["logits"],
+            dynamic_axes={"crops": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
     proto = onnx.load(str(tmp))
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, contract.to_json()

@@ -48,7 +48,7 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, ModelContract]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         contract = ModelContract(**ckpt["contract"]).validate(str(path))
-        model = build_model(ckpt["arch"], num_classes=len(contract.class_names))
+        model = build_model(ckpt["arch"], len(contract.class_names), len(contract.input_channels))
         model.load_state_dict(ckpt["model"])
     except ModelError:
         raise

@@ -48,13 +48,13 @@ class TrainConfig:
     out: Path
     split: str = "PCBData/trainval.txt"
     arch: str = "small"
-    epochs: int = 14
+    epochs: int = 20
     batch: int = 256
     lr: float = 3e-3
     weight_decay: float = 1e-4
     label_smoothing: float = 0.05
     neg_ratio: float = 3.0  # no-defect crops sampled per defect crop, fresh every epoch
-    patience: int = 4  # epochs without a better held-out F-score before stopping
+    patience: int = 6  # epochs without a better held-out F-score before stopping
     val_fraction: float = 0.2
     val_groups: list[str] | None = None
     seed: int = 0
@@ -161,7 +161,7 @@ def train(cfg: TrainConfig) -> dict:
         training_data=_fingerprint(cfg, [r.board_id for r in train_recs], val_groups),
         **configs_as_dict(cfg.registration, cfg.proposals),
     )
-    model = build_model(cfg.arch, num_classes=len(CLASSIFIER_CLASSES)).to(device)
+    model = build_model(cfg.arch, len(CLASSIFIER_CLASSES), len(contract.input_channels)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, int(np.ceil(len(epoch_indices(train_set.labels, cfg.neg_ratio, np.random.default_rng(0))) / (cfg.batch * world))))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=cfg.epochs * steps_per_epoch)

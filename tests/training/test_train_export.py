@@ -86,6 +86,7 @@ def test_export_errors_are_one_clear_line(run_dir: Path, tmp_path: Path) -> None
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_onnx_without_contract_is_refused(tmp_path: Path) -> None:
     model = torch.nn.Linear(4, 7)
     path = tmp_path / "plain.onnx"
