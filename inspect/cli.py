@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(p, DEFAULT_SPLIT)
     p.add_argument("--out", required=True, type=Path, help="run folder for checkpoints and logs")
     p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--arch", default="small", help="small (default), resnet18 or mobilenet_v3_small")
+    p.add_argument("--arch", default="small", help="small (default), tiny, resnet18 or mobilenet_v3_small")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda (AMP on)")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=3e-3)
