@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 
 from pcb_inspect.inspect.errors import ModelError
@@ -12,7 +11,8 @@ DEFAULT_MODEL_NAME = "pcb_default.onnx"
 
 def default_model_path() -> Path:
     """The model shipped inside the package; works for editable and plain installs alike."""
-    path = Path(str(files("pcb_inspect.models").joinpath("default", DEFAULT_MODEL_NAME)))
+    # package data next to this module (resolved: a strict editable install links the module file only)
+    path = Path(__file__).resolve().parent / "default" / DEFAULT_MODEL_NAME
     if not path.is_file():
         raise ModelError(f"{path}: the shipped default model is missing from this install; pass --model FILE")
     return path

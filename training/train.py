@@ -186,7 +186,8 @@ def train(cfg: TrainConfig) -> dict:
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         net.train()
-        idx = epoch_indices(train_set.labels, cfg.neg_ratio, np.random.default_rng(cfg.seed * 1000 + epoch))[rank::world]
+        idx = epoch_indices(train_set.labels, cfg.neg_ratio, np.random.default_rng(cfg.seed * 1000 + epoch))
+        idx = idx[: len(idx) - len(idx) % world][rank::world]  # equal shares: DDP ranks must step together
         total, seen = 0.0, 0
         bar = tqdm(range(0, len(idx), cfg.batch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not main)
         for start in bar:
