@@ -35,8 +35,9 @@ def draw_inspection(
         label = f"{d.cls} {d.confidence:.2f}"
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
         y = d.box[1] - 4 if d.box[1] - th - 6 > 0 else d.box[3] + th + 4
-        cv2.rectangle(image, (d.box[0], y - th - 3), (d.box[0] + tw + 4, y + 3), colour, -1)
-        cv2.putText(image, label, (d.box[0] + 2, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        x = max(0, min(d.box[0], image.shape[1] - tw - 4))  # keep the label inside the picture
+        cv2.rectangle(image, (x, y - th - 3), (x + tw + 4, y + 3), colour, -1)
+        cv2.putText(image, label, (x + 2, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     banner = np.zeros((36, image.shape[1], 3), np.uint8)
     banner[:] = VERDICT_COLOURS[verdict]
     text = f"{verdict}  {len(defects)} defect(s)  {title}"
