@@ -163,7 +163,8 @@ def train(cfg: TrainConfig) -> dict:
     )
     model = build_model(cfg.arch, len(CLASSIFIER_CLASSES), len(contract.input_channels)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(1, int(np.ceil(len(epoch_indices(train_set.labels, cfg.neg_ratio, np.random.default_rng(0))) / (cfg.batch * world))))
+    per_epoch = len(epoch_indices(train_set.labels, cfg.neg_ratio, np.random.default_rng(0)))
+    steps_per_epoch = max(1, int(np.ceil(per_epoch / (cfg.batch * world))))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     use_amp = device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -185,44 +186,16 @@ def train(cfg: TrainConfig) -> dict:
 
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        net.train()
         idx = epoch_indices(train_set.labels, cfg.neg_ratio, np.random.default_rng(cfg.seed * 1000 + epoch))
         idx = idx[: len(idx) - len(idx) % world][rank::world]  # equal shares: DDP ranks must step together
-        total, seen = 0.0, 0
-        bar = tqdm(range(0, len(idx), cfg.batch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not main)
-        for start in bar:
-            sel = idx[start : start + cfg.batch]
-            x = np.stack([augment_crop(transform, c) for c in train_set.as_float(np.sort(sel))])
-            y = torch.from_numpy(train_set.labels[np.sort(sel)]).to(device)
-            with torch.autocast("cuda", enabled=use_amp):
-                loss = loss_fn(net(torch.from_numpy(x).to(device)), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            if scheduler.last_epoch < scheduler.total_steps - 1:
-                scheduler.step()
-            total += loss.item() * len(sel)
-            seen += len(sel)
-            bar.set_postfix(loss=f"{total / seen:.4f}")
+        mean_loss = _run_epoch(
+            net, train_set, idx, cfg.batch, transform, loss_fn, (optimizer, scheduler, scaler), device,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}", show=main,
+        )
         stop = torch.zeros(1)
         if main:
             report = evaluate(score_boards(TorchBackend(model, contract, device), val_boards, contract.nms_iou))
-            entry = {
-                "epoch": epoch + 1,
-                "loss": total / max(seen, 1),
-                "val_f_score": report.f_score,
-                "val_precision": report.precision,
-                "val_recall": report.recall,
-                "val_ap": report.ap,
-                "val_escapes": report.escapes,
-                "seconds": time.perf_counter() - t0,
-            }
-            history.append(entry)
-            print(
-                f"epoch {epoch + 1}: loss {entry['loss']:.4f}  held-out P {report.precision:.4f} R {report.recall:.4f} "
-                f"F {report.f_score:.4f} AP {report.ap:.4f} escapes {report.escapes}  ({entry['seconds']:.0f} s)"
-            )
+            history.append(_history_entry(epoch, mean_loss, report, time.perf_counter() - t0))
             improved = report.f_score > best_f
             if improved:
                 best_f, stale = report.f_score, 0
@@ -256,6 +229,60 @@ def train(cfg: TrainConfig) -> dict:
     if distributed:
         dist.destroy_process_group()
     return summary
+
+
+def _run_epoch(
+    net: nn.Module,
+    train_set: CropSet,
+    idx: np.ndarray,
+    batch: int,
+    transform,  # noqa: ANN001 - an albumentations Compose
+    loss_fn: nn.Module,
+    stepping: tuple,
+    device: str,
+    desc: str,
+    show: bool,
+) -> float:
+    """One pass over this rank's share of the epoch's sample; returns the mean loss."""
+    optimizer, scheduler, scaler = stepping
+    use_amp = device.startswith("cuda")
+    net.train()
+    total, seen = 0.0, 0
+    bar = tqdm(range(0, len(idx), batch), desc=desc, disable=not show)
+    for start in bar:
+        sel = np.sort(idx[start : start + batch])
+        x = np.stack([augment_crop(transform, c) for c in train_set.as_float(sel)])
+        y = torch.from_numpy(train_set.labels[sel]).to(device)
+        with torch.autocast("cuda", enabled=use_amp):
+            loss = loss_fn(net(torch.from_numpy(x).to(device)), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        if scheduler.last_epoch < scheduler.total_steps - 1:
+            scheduler.step()
+        total += loss.item() * len(sel)
+        seen += len(sel)
+        bar.set_postfix(loss=f"{total / seen:.4f}")
+    return total / max(seen, 1)
+
+
+def _history_entry(epoch: int, loss: float, report, seconds: float) -> dict:  # noqa: ANN001 - DetectionReport
+    entry = {
+        "epoch": epoch + 1,
+        "loss": loss,
+        "val_f_score": report.f_score,
+        "val_precision": report.precision,
+        "val_recall": report.recall,
+        "val_ap": report.ap,
+        "val_escapes": report.escapes,
+        "seconds": seconds,
+    }
+    print(
+        f"epoch {epoch + 1}: loss {loss:.4f}  held-out P {report.precision:.4f} R {report.recall:.4f} "
+        f"F {report.f_score:.4f} AP {report.ap:.4f} escapes {report.escapes}  ({seconds:.0f} s)"
+    )
+    return entry
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
