@@ -118,6 +118,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pcb_inspect.inspect.bench import plot_latency, run_bench
+
+    inspector = _open_inspector(args.model)
+    result = run_bench(inspector, _records(args), args.workers)
+    picture = plot_latency(result, args.plot or (args.json.with_suffix(".png") if args.json else Path("bench.png")))
+    result.pop("_latencies")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+    print(
+        f"{result['boards']} boards  {result['boards_per_s']:.1f} boards/s  (floor {result['floor_boards_per_s']:.1f},"
+        f" ratio {result['ratio_to_floor']:.2f})  p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  "
+        f"backend {result['backend']}  workers {result['workers']}  peak RSS {result['rss_peak_mb']:.0f} MB"
+    )
+    for stage, v in result["stages"].items():
+        print(f"  {stage:9s} p50 {v['p50_ms']:6.2f}  p95 {v['p95_ms']:6.2f}  p99 {v['p99_ms']:6.2f} ms")
+    print(f"latency histogram: {picture}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from pcb_inspect.training.export import EXPORT_FORMATS, export_onnx, load_metrics
 
@@ -198,6 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", help="only these comma-separated groups")
     p.add_argument("--limit", type=int)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("bench", help="boards/s and per-stage latency, against the decode+difference floor")
+    _add_data(p)
+    _add_model(p)
+    p.add_argument("--workers", type=int, default=2, help="threads for decode, registration and proposals")
+    p.add_argument("--json", type=Path, help="write the results here (and the histogram next to it)")
+    p.add_argument("--plot", type=Path, help="latency histogram PNG (default: next to --json, else bench.png)")
+    p.add_argument("--groups", help="only these comma-separated groups")
+    p.add_argument("--limit", type=int, help="only the first N pairs")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("export", help="export a training checkpoint (needs the [train] extra)")
     p.add_argument("checkpoint", type=Path, help="RUN_DIR/best.pt")

@@ -99,6 +99,15 @@ def scores_to_detections(
     ]
 
 
+@dataclass
+class Prepared:
+    """A board ready for the classifier: candidate boxes, their crops and the time each stage took."""
+
+    boxes: np.ndarray
+    crops: np.ndarray
+    stage_ms: dict[str, float]
+
+
 class Inspector:
     """Inspects tested/template pairs with one backend and the settings its model contract carries."""
 
@@ -116,19 +125,26 @@ class Inspector:
         self.crop_margin = c.crop_margin
         self.nms_iou = c.nms_iou
 
-    def detect(self, tested: np.ndarray, template: np.ndarray) -> tuple[list[Defect], dict[str, float]]:
-        """All detections after suppression (scores down to MIN_KEEP_SCORE), with per-stage milliseconds."""
+    def prepare(self, tested: np.ndarray, template: np.ndarray) -> Prepared:
+        """Everything before the classifier (numpy and OpenCV only: safe to run in worker threads)."""
         fe = front_end(tested, template, self.registration, self.proposals)
         t0 = time.perf_counter()
         c = fe.candidates
         crops = build_crops(fe.tested_bin, fe.template_bin, c.diff, c.boxes, c.tight, self.input_size, self.crop_margin)
+        return Prepared(c.boxes, crops, dict(fe.stage_ms, crop=(time.perf_counter() - t0) * 1e3))
+
+    def classify(self, prepared: Prepared) -> tuple[list[Defect], dict[str, float]]:
+        """All of a board's candidates in one batched backend call, then duplicate suppression."""
+        t0 = time.perf_counter()
+        probabilities = self.backend.run(prepared.crops)
         t1 = time.perf_counter()
-        probabilities = self.backend.run(crops)
-        t2 = time.perf_counter()
-        detections = scores_to_detections(fe.candidates.boxes, probabilities, self.nms_iou)
-        t3 = time.perf_counter()
-        stage_ms = dict(fe.stage_ms, crop=(t1 - t0) * 1e3, classify=(t2 - t1) * 1e3, verdict=(t3 - t2) * 1e3)
+        detections = scores_to_detections(prepared.boxes, probabilities, self.nms_iou)
+        stage_ms = dict(prepared.stage_ms, classify=(t1 - t0) * 1e3, verdict=(time.perf_counter() - t1) * 1e3)
         return detections, stage_ms
+
+    def detect(self, tested: np.ndarray, template: np.ndarray) -> tuple[list[Defect], dict[str, float]]:
+        """All detections after suppression (scores down to MIN_KEEP_SCORE), with per-stage milliseconds."""
+        return self.classify(self.prepare(tested, template))
 
     def inspect(self, tested: np.ndarray, template: np.ndarray, board_id: str = "", source: str = "") -> Inspection:
         """One board: reported defects and its verdict."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 EXE = shutil.which("pcb-inspect", path=os.path.dirname(sys.executable)) or "pcb-inspect"
-VERBS = ["demo", "train", "eval", "predict", "export", "info", "synth"]
+VERBS = ["demo", "train", "eval", "predict", "bench", "export", "info", "synth"]
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -83,3 +83,22 @@ def test_info_prints_the_shipped_contract() -> None:
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["class_names"][-1] == "no-defect" and len(info["sha256"]) == 64
+
+
+def test_bench_reports_the_contracted_json_and_histogram(synthetic_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    r = run("bench", "--data", str(synthetic_root), "--split", "PCBData/trainval.txt", "--workers", "2",
+            "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    for key in ("boards_per_s", "floor_boards_per_s", "ratio_to_floor", "p50_ms", "p99_ms", "backend", "stages"):
+        assert key in result
+    assert result["boards"] == 8 and result["boards_per_s"] > 0
+    assert set(result["stages"]) == {"decode", "register", "propose", "crop", "classify", "verdict"}
+    assert result["p50_ms"] <= result["p99_ms"]
+    assert out.with_suffix(".png").stat().st_size > 5_000
+
+
+def test_bench_refuses_zero_workers(synthetic_root: Path) -> None:
+    r = run("bench", "--data", str(synthetic_root), "--split", "PCBData/trainval.txt", "--workers", "0")
+    assert r.returncode == 2 and "--workers 0 must be at least 1" in r.stderr

@@ -28,7 +28,8 @@ def test_inspect_and_torch_import_together_from_repo_root() -> None:
 def test_edge_runtime_does_not_import_torch() -> None:
     code = (
         "import sys, pcb_inspect.inspect.engine, pcb_inspect.inspect.backends, pcb_inspect.inspect.cli, "
-        "pcb_inspect.inspect.demo, pcb_inspect.models.registry, pcb_inspect.models.contract; "
+        "pcb_inspect.inspect.demo, pcb_inspect.inspect.bench, pcb_inspect.models.registry, "
+        "pcb_inspect.models.contract; "
         "bad = [m for m in ('torch', 'torchvision', 'albumentations') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -1,0 +1,130 @@
+"""Throughput and latency of the whole engine on real pairs, with the floor measured in the same run.
+
+Decode, registration, proposals and crops run in ``workers`` threads (OpenCV releases the GIL; its own
+thread pool is set to one thread so the workers do not oversubscribe the cores); the main thread classifies
+each board's candidates in one batched call and judges the verdict. The floor is what decoding both JPEGs and
+a plain difference alone allow with the same workers: no inspection can be faster, so our rate / floor says
+how much the inspection itself costs.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from pcb_inspect.inspect.engine import Inspector, Prepared
+from pcb_inspect.inspect.errors import ConfigError
+
+STAGES = ("decode", "register", "propose", "crop", "classify", "verdict")
+
+
+def _bounded_map(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, depth: int) -> Iterable:
+    """pool.map in order, but with at most ``depth`` results waiting, so memory stays flat."""
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= depth:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def measure_floor(records: Sequence, workers: int) -> float:
+    """Boards per second for decoding both images and differencing them, nothing else."""
+
+    def decode_and_diff(rec) -> int:  # noqa: ANN001
+        tested, template = rec.load_images()
+        return int(cv2.absdiff(tested, template)[0, 0])
+
+    with ThreadPoolExecutor(workers) as pool:
+        t0 = time.perf_counter()
+        for _ in _bounded_map(pool, decode_and_diff, records, 4 * workers):
+            pass
+        return len(records) / (time.perf_counter() - t0)
+
+
+def run_bench(inspector: Inspector, records: Sequence, workers: int = 2, warmup: int = 5) -> dict:
+    """Inspect every record; boards/s, per-stage and total latency percentiles, floor and peak memory."""
+    if workers < 1:
+        raise ConfigError(f"--workers {workers} must be at least 1")
+    if not records:
+        raise ConfigError("bench needs at least one pair")
+    cv2.setNumThreads(1)
+
+    def prepare(rec) -> Prepared:  # noqa: ANN001
+        t0 = time.perf_counter()
+        tested, template = rec.load_images()
+        decode_ms = (time.perf_counter() - t0) * 1e3
+        prepared = inspector.prepare(tested, template)
+        prepared.stage_ms["decode"] = decode_ms
+        return prepared
+
+    for rec in records[:warmup]:  # load code paths and the runtime's kernels before timing
+        inspector.classify(prepare(rec))
+    stages: dict[str, list[float]] = {s: [] for s in STAGES}
+    totals, candidates = [], []
+    with ThreadPoolExecutor(workers) as pool:
+        t0 = time.perf_counter()
+        for prepared in tqdm(_bounded_map(pool, prepare, records, 4 * workers), total=len(records), desc="bench"):
+            detections, stage_ms = inspector.classify(prepared)
+            t = time.perf_counter()
+            inspector.policy.judge(detections)
+            stage_ms["verdict"] += (time.perf_counter() - t) * 1e3
+            for s in STAGES:
+                stages[s].append(stage_ms.get(s, 0.0))
+            totals.append(sum(stage_ms.get(s, 0.0) for s in STAGES))
+            candidates.append(len(prepared.boxes))
+        wall = time.perf_counter() - t0
+    floor = measure_floor(records, workers)
+    rate = len(records) / wall
+
+    def pct(values: list[float]) -> dict[str, float]:
+        return {f"p{q}_ms": float(np.percentile(values, q)) for q in (50, 95, 99)}
+
+    total = pct(totals)
+    return {
+        "boards": len(records),
+        "workers": workers,
+        "backend": inspector.backend.name,
+        "model_sha256": inspector.backend.model_sha256,
+        "boards_per_s": rate,
+        "floor_boards_per_s": floor,
+        "ratio_to_floor": rate / floor,
+        **total,
+        "stages": {s: pct(v) | {"mean_ms": float(np.mean(v))} for s, v in stages.items()},
+        "candidates_per_board": float(np.mean(candidates)),
+        "seconds": wall,
+        "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "_latencies": {"total": totals, **stages},
+    }
+
+
+def plot_latency(result: dict, path: Path) -> Path:
+    """Histogram of per-board latency (service time) and a box plot per stage."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    lat = result["_latencies"]
+    fig = Figure(figsize=(11, 4.2))
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.hist(lat["total"], bins=50, color="#3070b0")
+    for q, style in (("p50_ms", "-"), ("p99_ms", "--")):
+        ax1.axvline(result[q], color="k", linestyle=style, label=f"{q[:3]} {result[q]:.1f} ms")
+    ax1.set(xlabel="per-board latency, all stages (ms)", ylabel="boards",
+            title=f"{result['boards_per_s']:.0f} boards/s, {result['workers']} workers, {result['backend']}")
+    ax1.legend()
+    ax2.boxplot([lat[s] for s in STAGES], tick_labels=list(STAGES), showfliers=False)
+    ax2.set(ylabel="ms", title=f"per stage (floor {result['floor_boards_per_s']:.0f} boards/s)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
