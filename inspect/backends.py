@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -42,16 +43,68 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+class BackendKind(StrEnum):
+    """What ``--backend`` accepts; ``auto`` takes the fastest usable onnxruntime provider."""
+
+    AUTO = "auto"
+    ORT_CPU = "onnxruntime-cpu"
+    ORT_CUDA = "onnxruntime-cuda"
+    ORT_TENSORRT = "onnxruntime-tensorrt"
+
+
+#: onnxruntime execution provider behind each kind, fastest first (the order ``auto`` tries them in).
+ORT_PROVIDERS: dict[BackendKind, str] = {
+    BackendKind.ORT_TENSORRT: "TensorrtExecutionProvider",
+    BackendKind.ORT_CUDA: "CUDAExecutionProvider",
+    BackendKind.ORT_CPU: "CPUExecutionProvider",
+}
+
+
+def parse_kind(kind: str | BackendKind) -> BackendKind:
+    try:
+        return BackendKind(kind)
+    except ValueError:
+        raise BackendUnavailable(
+            f"--backend {kind!r} is unknown; choose one of {', '.join(k.value for k in BackendKind)}"
+        ) from None
+
+
+def available_ort_providers() -> list[str]:
+    try:
+        import onnxruntime as ort
+    except ImportError:  # pragma: no cover - the base install has it
+        return []
+    return list(ort.get_available_providers())
+
+
+def resolve_kind(kind: str | BackendKind) -> BackendKind:
+    """The concrete kind ``kind`` means here; an unusable one fails with the reason and what is usable."""
+    kind = parse_kind(kind)
+    available = available_ort_providers()
+    if kind is BackendKind.AUTO:
+        for candidate, provider in ORT_PROVIDERS.items():
+            if provider in available:
+                return candidate
+        raise BackendUnavailable("no onnxruntime execution provider is usable (is onnxruntime installed?)")
+    if ORT_PROVIDERS[kind] not in available:
+        hint = " (install the [gpu] extra: onnxruntime-gpu, and never beside plain onnxruntime)" if kind is not BackendKind.ORT_CPU else ""
+        raise BackendUnavailable(
+            f"--backend {kind.value}: {ORT_PROVIDERS[kind]} is not available in this onnxruntime{hint}; "
+            f"available: {', '.join(available) or 'none'}"
+        )
+    return kind
+
+
 class OnnxRuntimeBackend(Backend):
-    """onnxruntime on the CPU (other execution providers come with the production-inference work)."""
+    """onnxruntime with one execution provider (CPU, CUDA or TensorRT), CPU as the fallback for unsupported ops."""
 
-    name = "onnxruntime-cpu"
-
-    def __init__(self, model_path: str | Path, threads: int = 0) -> None:
+    def __init__(self, model_path: str | Path, kind: str | BackendKind = BackendKind.ORT_CPU, threads: int = 0) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:  # pragma: no cover - base install has it
             raise BackendUnavailable(f"onnxruntime is not installed ({exc})") from None
+        kind = resolve_kind(kind)
+        self.name = kind.value
         path = Path(model_path)
         if not path.is_file():
             raise ModelError(f"{path}: model file not found")
@@ -59,8 +112,9 @@ class OnnxRuntimeBackend(Backend):
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        providers = [ORT_PROVIDERS[kind]] + (["CPUExecutionProvider"] if kind is not BackendKind.ORT_CPU else [])
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise ModelError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -76,3 +130,25 @@ class OnnxRuntimeBackend(Backend):
             return np.zeros((0, len(self.contract.class_names)), np.float32)
         logits = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
         return _softmax(logits)
+
+
+def doctor() -> list[tuple[str, bool, str]]:
+    """(backend, usable, version or reason) for every kind, so users and tests can see what this box can run."""
+    rows: list[tuple[str, bool, str]] = []
+    try:
+        import onnxruntime as ort
+
+        version = f"onnxruntime {ort.__version__}"
+    except ImportError as exc:  # pragma: no cover
+        version = f"onnxruntime missing ({exc})"
+    available = available_ort_providers()
+    for kind, provider in ORT_PROVIDERS.items():
+        usable = provider in available
+        rows.append((kind.value, usable, version if usable else f"{provider} not in this onnxruntime"))
+    try:
+        import torch
+
+        rows.append(("torch (.pt checkpoints)", True, f"torch {torch.__version__}, cuda {torch.cuda.is_available()}"))
+    except ImportError:
+        rows.append(("torch (.pt checkpoints)", False, "torch not installed (the [train] extra)"))
+    return rows

@@ -29,6 +29,11 @@ def _add_data(p: argparse.ArgumentParser, split_default: str | None = None) -> N
 
 def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, help="model file (.onnx, or a training .pt); default: the shipped model")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        help="auto (TensorRT > CUDA > CPU, what is usable), onnxruntime-cpu, onnxruntime-cuda, onnxruntime-tensorrt",
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -54,11 +59,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_inspector(model: Path | None, device: str = "cpu"):  # noqa: ANN202
+def _open_inspector(args: argparse.Namespace):  # noqa: ANN202
     from pcb_inspect.inspect.engine import Inspector
     from pcb_inspect.models.registry import open_backend
 
-    return Inspector(open_backend(model, device))
+    return Inspector(open_backend(args.model, backend=args.backend))
 
 
 def _records(args: argparse.Namespace):  # noqa: ANN202
@@ -76,7 +81,7 @@ def _records(args: argparse.Namespace):  # noqa: ANN202
 def cmd_eval(args: argparse.Namespace) -> int:
     from pcb_inspect.training.evaluate import evaluate_runs, run_boards, write_report
 
-    inspector = _open_inspector(args.model)
+    inspector = _open_inspector(args)
     records = _records(args)
     t0 = time.perf_counter()
     runs = run_boards(inspector, records, args.variant, args.seed)
@@ -100,7 +105,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     if args.format != "deeppcb":
         raise ConfigError(f"--format {args.format}: only 'deeppcb' is supported")
-    inspector = _open_inspector(args.model)
+    inspector = _open_inspector(args)
     args.out.mkdir(parents=True, exist_ok=True)
     records = _records(args)
     from tqdm import tqdm
@@ -121,7 +126,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from pcb_inspect.inspect.bench import plot_latency, run_bench
 
-    inspector = _open_inspector(args.model)
+    inspector = _open_inspector(args)
     result = run_bench(inspector, _records(args), args.workers)
     picture = plot_latency(result, args.plot or (args.json.with_suffix(".png") if args.json else Path("bench.png")))
     result.pop("_latencies")
@@ -154,8 +159,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     from pcb_inspect.models.registry import open_backend
 
-    backend = open_backend(args.model)
-    print(json.dumps(asdict(backend.contract) | {"sha256": backend.model_sha256}, indent=2))
+    backend = open_backend(args.model, backend=args.backend)
+    print(json.dumps(asdict(backend.contract) | {"sha256": backend.model_sha256, "backend": backend.name}, indent=2))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from pcb_inspect.inspect.backends import doctor
+
+    for name, usable, detail in doctor():
+        print(f"{name:26s} {'yes' if usable else 'no ':3s}  {detail}")
     return 0
 
 
@@ -170,7 +183,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pcb_inspect.inspect.demo import run_demo
 
-    return run_demo(args.boards, args.out, args.model, args.seed)
+    return run_demo(args.boards, args.out, args.model, args.seed, args.backend)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="print a model's contract (classes, input, thresholds, metrics)")
     _add_model(p)
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("doctor", help="which inference backends this machine can use, and why not")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("synth", help="write synthetic boards in the DeepPCB layout")
     p.add_argument("--out", required=True, type=Path)

@@ -18,14 +18,14 @@ from pcb_inspect.inspect.errors import ConfigError
 from pcb_inspect.models.registry import open_backend
 
 
-def run_demo(boards: int, out: Path, model: Path | None = None, seed: int = 7) -> int:
+def run_demo(boards: int, out: Path, model: Path | None = None, seed: int = 7, backend: str = "auto") -> int:
     from pcb_inspect.training.degrade import move_and_degrade, transform_ground_truth
     from pcb_inspect.training.metrics import BoardEval, evaluate
     from pcb_inspect.training.synthetic import generate_board
 
     if not 1 <= boards <= 1000:
         raise ConfigError(f"--boards {boards} is not in [1, 1000]")
-    inspector = Inspector(open_backend(model))
+    inspector = Inspector(open_backend(model, backend=backend))
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     pictures, evals = [], []

@@ -28,15 +28,18 @@ def resolve_model(model: str | Path | None) -> Path:
     return path
 
 
-def open_backend(model: str | Path | None, device: str = "cpu"):  # noqa: ANN201 - returns a Backend
-    """A backend for a model file: ``.onnx`` through onnxruntime, a training ``.pt`` through torch."""
+def open_backend(model: str | Path | None, device: str = "cpu", backend: str = "auto"):  # noqa: ANN201
+    """A backend for a model file: ``.onnx`` through onnxruntime (``backend`` picks the provider), a training
+    ``.pt`` through torch (``device`` picks cpu or cuda)."""
     path = resolve_model(model)
     if path.suffix == ".pt":
+        if backend != "auto":
+            raise ModelError(f"{path}: --backend {backend} runs .onnx models; a .pt checkpoint runs on torch")
         from pcb_inspect.training.torch_backend import TorchBackend  # torch only when asked for
 
         return TorchBackend.from_checkpoint(path, device)
     if path.suffix == ".onnx":
         from pcb_inspect.inspect.backends import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path)
+        return OnnxRuntimeBackend(path, backend)
     raise ModelError(f"{path}: unknown model format {path.suffix!r}; use an .onnx file or a training .pt checkpoint")

@@ -22,3 +22,10 @@ def test_missing_and_unknown_model_files(tmp_path: Path) -> None:
     weird.write_bytes(b"x")
     with pytest.raises(ModelError, match="unknown model format '.tflite'"):
         open_backend(weird)
+
+
+def test_pt_checkpoint_refuses_an_onnxruntime_backend(tmp_path: Path) -> None:
+    ckpt = tmp_path / "best.pt"
+    ckpt.write_bytes(b"x")
+    with pytest.raises(ModelError, match="runs .onnx models; a .pt checkpoint runs on torch"):
+        open_backend(ckpt, backend="onnxruntime-cuda")
