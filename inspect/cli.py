@@ -149,8 +149,27 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.format not in EXPORT_FORMATS:
         raise ConfigError(f"--format {args.format}: choose one of {', '.join(EXPORT_FORMATS)}")
+    if args.format == "onnx-int8":
+        return _export_int8(args)
     out = args.out or Path(args.checkpoint).with_suffix(EXPORT_FORMATS[args.format])
     export_onnx(args.checkpoint, out, metrics=load_metrics(args.metrics))
+    return 0
+
+
+def _export_int8(args: argparse.Namespace) -> int:
+    from pcb_inspect.training.quantize import quantize_int8
+
+    if args.calib is None:
+        raise ConfigError("--format onnx-int8 needs --calib DIR (a DeepPCB-layout dataset with the model's groups)")
+    out = args.out or Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "-int8.onnx")
+    report = quantize_int8(args.checkpoint, out, args.calib, max_drop_points=args.max_drop)
+    print(report.table())
+    if not report.written:
+        raise ConfigError(
+            f"INT8 model refused: held-out F-score dropped {report.drop_points:.2f} points (> --max-drop "
+            f"{args.max_drop}); nothing written"
+        )
+    print(f"wrote {out}")
     return 0
 
 
@@ -244,8 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("export", help="export a training checkpoint (needs the [train] extra)")
-    p.add_argument("checkpoint", type=Path, help="RUN_DIR/best.pt")
-    p.add_argument("--format", default="onnx", help="onnx")
+    p.add_argument("checkpoint", type=Path, help="RUN_DIR/best.pt (onnx), or an FP32 .onnx model (onnx-int8)")
+    p.add_argument("--format", default="onnx", help="onnx, or onnx-int8 (static QDQ quantization, gated)")
+    p.add_argument("--calib", type=Path, help="onnx-int8: dataset root for calibration and the accuracy gate")
+    p.add_argument("--max-drop", type=float, default=0.5, help="onnx-int8: largest F-score drop allowed, in points")
     p.add_argument("--out", type=Path, help="output file (default: next to the checkpoint)")
     p.add_argument("--metrics", type=Path, help="eval JSON to embed in the model's metadata")
     p.set_defaults(func=cmd_export)

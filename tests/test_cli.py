@@ -102,3 +102,8 @@ def test_bench_reports_the_contracted_json_and_histogram(synthetic_root: Path, t
 def test_bench_refuses_zero_workers(synthetic_root: Path) -> None:
     r = run("bench", "--data", str(synthetic_root), "--split", "PCBData/trainval.txt", "--workers", "0")
     assert r.returncode == 2 and "--workers 0 must be at least 1" in r.stderr
+
+
+def test_int8_export_needs_calibration_data(shipped_model: Path, tmp_path: Path) -> None:
+    r = run("export", str(shipped_model), "--format", "onnx-int8", "--out", str(tmp_path / "q.onnx"))
+    assert r.returncode == 2 and "needs --calib DIR" in r.stderr
