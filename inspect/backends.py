@@ -109,8 +109,9 @@ class OnnxRuntimeBackend(Backend):
         if not path.is_file():
             raise ModelError(f"{path}: model file not found")
         options = ort.SessionOptions()
-        if threads:
+        if threads:  # set by callers that run their own worker threads, so the cores are not oversubscribed
             options.intra_op_num_threads = threads
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         providers = [ORT_PROVIDERS[kind]] + (["CPUExecutionProvider"] if kind is not BackendKind.ORT_CPU else [])
         try:

@@ -59,11 +59,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_inspector(args: argparse.Namespace):  # noqa: ANN202
+def _open_inspector(args: argparse.Namespace, threads: int = 0):  # noqa: ANN202
     from pcb_inspect.inspect.engine import Inspector
     from pcb_inspect.models.registry import open_backend
 
-    return Inspector(open_backend(args.model, backend=args.backend))
+    return Inspector(open_backend(args.model, backend=args.backend, threads=threads))
 
 
 def _records(args: argparse.Namespace):  # noqa: ANN202
@@ -124,9 +124,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    import os
+
     from pcb_inspect.inspect.bench import plot_latency, run_bench
 
-    inspector = _open_inspector(args)
+    # the classifier runs in the main thread beside the workers: give it what the workers leave, at least one
+    inspector = _open_inspector(args, threads=max(1, (os.cpu_count() or 1) - args.workers))
     result = run_bench(inspector, _records(args), args.workers)
     picture = plot_latency(result, args.plot or (args.json.with_suffix(".png") if args.json else Path("bench.png")))
     result.pop("_latencies")

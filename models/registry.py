@@ -28,7 +28,7 @@ def resolve_model(model: str | Path | None) -> Path:
     return path
 
 
-def open_backend(model: str | Path | None, device: str = "cpu", backend: str = "auto"):  # noqa: ANN201
+def open_backend(model: str | Path | None, device: str = "cpu", backend: str = "auto", threads: int = 0):  # noqa: ANN201
     """A backend for a model file: ``.onnx`` through onnxruntime (``backend`` picks the provider), a training
     ``.pt`` through torch (``device`` picks cpu or cuda)."""
     path = resolve_model(model)
@@ -41,5 +41,5 @@ def open_backend(model: str | Path | None, device: str = "cpu", backend: str = "
     if path.suffix == ".onnx":
         from pcb_inspect.inspect.backends import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, backend)
+        return OnnxRuntimeBackend(path, backend, threads)
     raise ModelError(f"{path}: unknown model format {path.suffix!r}; use an .onnx file or a training .pt checkpoint")

@@ -96,3 +96,15 @@ def test_onnx_without_contract_is_refused(tmp_path: Path) -> None:
     (tmp_path / "junk.onnx").write_bytes(b"junk")
     with pytest.raises(ModelError, match="junk.onnx: not a loadable ONNX model"):
         OnnxRuntimeBackend(tmp_path / "junk.onnx")
+
+
+def test_early_stopping_after_patience(synthetic_root: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from types import SimpleNamespace
+
+    from pcb_inspect.training import train as train_module
+
+    flat = SimpleNamespace(f_score=0.5, precision=0.5, recall=0.5, ap=0.5, escapes=0)
+    monkeypatch.setattr(train_module, "evaluate", lambda boards: flat)  # held-out score never improves
+    cfg = TrainConfig(data=synthetic_root, out=tmp_path, epochs=10, batch=64, max_boards=4, workers=1, patience=2)
+    summary = train(cfg)
+    assert summary["epochs_run"] == 3  # the first epoch sets the best, two more without gain stop it
