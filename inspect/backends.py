@@ -60,13 +60,17 @@ ORT_PROVIDERS: dict[BackendKind, str] = {
 }
 
 
+#: The native TensorRT engine (``pcb_inspect.inspect.tensorrt_engine``); never chosen by ``auto``, because its
+#: first use builds an engine, which takes minutes.
+NATIVE_TENSORRT = "tensorrt"
+
+
 def parse_kind(kind: str | BackendKind) -> BackendKind:
     try:
         return BackendKind(kind)
     except ValueError:
-        raise BackendUnavailable(
-            f"--backend {kind!r} is unknown; choose one of {', '.join(k.value for k in BackendKind)}"
-        ) from None
+        valid = [k.value for k in BackendKind] + [NATIVE_TENSORRT]
+        raise BackendUnavailable(f"--backend {kind!r} is unknown; choose one of {', '.join(valid)}") from None
 
 
 def available_ort_providers() -> list[str]:
@@ -146,6 +150,12 @@ def doctor() -> list[tuple[str, bool, str]]:
     for kind, provider in ORT_PROVIDERS.items():
         usable = provider in available
         rows.append((kind.value, usable, version if usable else f"{provider} not in this onnxruntime"))
+    try:
+        import tensorrt
+
+        rows.append((NATIVE_TENSORRT, True, f"tensorrt {tensorrt.__version__} (engines build on first use)"))
+    except ImportError:
+        rows.append((NATIVE_TENSORRT, False, "tensorrt not installed (the [gpu] extra)"))
     try:
         import torch
 

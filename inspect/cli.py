@@ -32,7 +32,8 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend",
         default="auto",
-        help="auto (TensorRT > CUDA > CPU, what is usable), onnxruntime-cpu, onnxruntime-cuda, onnxruntime-tensorrt",
+        help="auto (onnxruntime: TensorRT > CUDA > CPU provider, what is usable), onnxruntime-cpu, "
+        "onnxruntime-cuda, onnxruntime-tensorrt, or tensorrt (native engine, built and cached on first use)",
     )
 
 
@@ -154,8 +155,33 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ConfigError(f"--format {args.format}: choose one of {', '.join(EXPORT_FORMATS)}")
     if args.format == "onnx-int8":
         return _export_int8(args)
+    if args.format == "engine":
+        return _export_engine(args)
     out = args.out or Path(args.checkpoint).with_suffix(EXPORT_FORMATS[args.format])
     export_onnx(args.checkpoint, out, metrics=load_metrics(args.metrics))
+    return 0
+
+
+def _export_engine(args: argparse.Namespace) -> int:
+    from pcb_inspect.inspect.tensorrt_engine import TensorRTBackend
+
+    model = Path(args.checkpoint)
+    if model.suffix != ".onnx":
+        raise ConfigError(f"{model}: --format engine builds from an .onnx model (export the checkpoint first)")
+    precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
+    if args.int8:  # explicit quantization: the gated QDQ model is what TensorRT builds in INT8
+        from pcb_inspect.training.quantize import quantize_int8
+
+        if args.calib is None:
+            raise ConfigError("--int8 needs --calib DIR (a DeepPCB-layout dataset with the model's groups)")
+        qdq = model.with_name(model.stem + "-int8.onnx")
+        report = quantize_int8(model, qdq, args.calib, max_drop_points=args.max_drop)
+        print(report.table())
+        if not report.written:
+            raise ConfigError(f"INT8 refused: held-out F-score dropped {report.drop_points:.2f} points; no engine built")
+        model = qdq
+    backend = TensorRTBackend(model, precision, cache_dir=args.out)
+    print(f"TensorRT engine ready ({precision}, sha256 of model {backend.model_sha256[:12]}) in {args.out or model.parent / '.engines'}")
     return 0
 
 
@@ -270,7 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="onnx", help="onnx, or onnx-int8 (static QDQ quantization, gated)")
     p.add_argument("--calib", type=Path, help="onnx-int8: dataset root for calibration and the accuracy gate")
     p.add_argument("--max-drop", type=float, default=0.5, help="onnx-int8: largest F-score drop allowed, in points")
-    p.add_argument("--out", type=Path, help="output file (default: next to the checkpoint)")
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true", help="engine: build in FP16")
+    precision.add_argument("--int8", action="store_true", help="engine: build in INT8 from the gated QDQ model")
+    p.add_argument("--out", type=Path, help="output file (default: next to the input); engine: the cache folder")
     p.add_argument("--metrics", type=Path, help="eval JSON to embed in the model's metadata")
     p.set_defaults(func=cmd_export)
 

@@ -38,6 +38,10 @@ def open_backend(model: str | Path | None, device: str = "cpu", backend: str = "
         from pcb_inspect.training.torch_backend import TorchBackend  # torch only when asked for
 
         return TorchBackend.from_checkpoint(path, device)
+    if path.suffix == ".onnx" and backend == "tensorrt":
+        from pcb_inspect.inspect.tensorrt_engine import TensorRTBackend
+
+        return TensorRTBackend(path)
     if path.suffix == ".onnx":
         from pcb_inspect.inspect.backends import OnnxRuntimeBackend
 

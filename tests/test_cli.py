@@ -30,7 +30,8 @@ def test_help_for_every_verb(verb: str) -> None:
     [
         (["eval", "--data", "/nonexistent", "--split", "PCBData/test.txt"], "/nonexistent: dataset folder not found"),
         (["info", "--model", "/nonexistent/m.onnx"], "m.onnx: model file not found"),
-        (["export", "/nonexistent/best.pt", "--format", "engine"], "--format engine: choose one of onnx"),
+        (["export", "/nonexistent/best.pt", "--format", "trt"], "--format trt: choose one of onnx"),
+        (["export", "/nonexistent/m.onnx", "--format", "engine"], "need the [gpu] extra"),
         (["demo", "--boards", "0"], "--boards 0 is not in"),
     ],
 )

@@ -24,7 +24,7 @@ from pcb_inspect.models.contract import METADATA_KEY
 from pcb_inspect.training.torch_backend import load_checkpoint
 
 PARITY_TOLERANCE = 1e-4
-EXPORT_FORMATS = {"onnx": ".onnx", "onnx-int8": ".onnx"}  # TensorRT engines: not yet
+EXPORT_FORMATS = {"onnx": ".onnx", "onnx-int8": ".onnx", "engine": ".engine"}
 
 
 def package_version() -> str:
