@@ -19,7 +19,7 @@ CROP_CHANNELS: tuple[str, ...] = ("tested", "template", "difference", "delta_reg
 TOPOLOGY_MARGIN = 8  # px around a candidate's differing pixels in which regions are counted
 
 
-def crop_windows(boxes: np.ndarray, size: int, margin: int, shape: tuple[int, int]) -> np.ndarray:
+def crop_windows(boxes: np.ndarray, size: int, margin: int) -> np.ndarray:
     """Square windows (x1, y1, x2, y2) centred on each box, side max(size, long side + 2*margin), may leave
     the image (padded when cut)."""
     if len(boxes) == 0:
@@ -72,7 +72,7 @@ def build_crops(
     stack[..., 0] = tested_bin * 2.0 - 1.0
     stack[..., 1] = template_bin * 2.0 - 1.0
     stack[..., 2] = diff
-    windows = crop_windows(boxes, size, margin, (h, w))
+    windows = crop_windows(boxes, size, margin)
     # pad once so windows that leave the image read the replicated border, like the camera would see
     pad = int((windows[:, 2] - windows[:, 0]).max())
     padded = cv2.copyMakeBorder(stack, pad, pad, pad, pad, cv2.BORDER_REPLICATE)

@@ -24,7 +24,7 @@ from pcb_inspect.inspect.registration import (
 )
 from pcb_inspect.inspect.verdict import VerdictPolicy
 
-#: Detections below this score are dropped before suppression (they still cost nothing in AP).
+#: Detections below this score are dropped before suppression: never reported, and too weak to matter for AP.
 MIN_KEEP_SCORE = 0.01
 
 
@@ -33,7 +33,7 @@ class FrontEnd:
     """What the classifier needs from one pair."""
 
     tested_bin: np.ndarray
-    template_bin: np.ndarray  # warped into the tested image's pixels
+    template_bin: np.ndarray  # warped into the tested image's pixels, re-aligned locally around candidates
     registration: Registration
     candidates: Candidates
     stage_ms: dict[str, float] = field(default_factory=dict)
@@ -66,7 +66,8 @@ def front_end(
         template_bin = np.where(valid.astype(bool), template_bin, tested_bin)
     candidates = propose(tested_bin, template_bin, proposals)
     t2 = time.perf_counter()
-    return FrontEnd(tested_bin, candidates.template_bin, reg, candidates, {"register": (t1 - t0) * 1e3, "propose": (t2 - t1) * 1e3})
+    stage_ms = {"register": (t1 - t0) * 1e3, "propose": (t2 - t1) * 1e3}
+    return FrontEnd(tested_bin, candidates.template_bin, reg, candidates, stage_ms)
 
 
 def suppress_duplicates(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:

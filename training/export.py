@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -102,11 +101,6 @@ def parity_check(model: torch.nn.Module, onnx_path: Path, tolerance: float = PAR
     if not worst <= tolerance:
         raise ModelError(f"{onnx_path}: torch and onnxruntime differ by {worst:.2e} > {tolerance:.0e}; not exported")
     return worst
-
-
-def read_contract_json(path: str | Path) -> dict:
-    """The contract of an exported model as a dict (for model cards and `pcb-inspect info`)."""
-    return asdict(OnnxRuntimeBackend(path).contract) | {"sha256": file_sha256(path)}
 
 
 def load_metrics(path: str | Path | None) -> dict | None:

@@ -61,3 +61,19 @@ def test_per_class_threshold_and_bad_policy() -> None:
         VerdictPolicy(score_threshold=0.5, review_band=0.6)
     with pytest.raises(ConfigError, match="threshold for 'solder'"):
         VerdictPolicy(per_class={"solder": 0.5})
+
+
+def test_inspect_gives_a_record_with_verdict_and_stage_times(shipped_model) -> None:  # noqa: ANN001
+    from pcb_inspect.inspect.backends import OnnxRuntimeBackend
+    from pcb_inspect.inspect.engine import Inspector
+    from pcb_inspect.training.synthetic import generate_board
+
+    inspector = Inspector(OnnxRuntimeBackend(shipped_model))
+    board = generate_board(21)
+    result = inspector.inspect(board.tested, board.template, board_id="b21")
+    assert result.verdict in (Verdict.FAIL, Verdict.REVIEW)
+    assert result.defects and all(d.confidence >= 0.5 for d in result.defects)
+    assert {"register", "propose", "crop", "classify"} <= set(result.stage_ms)
+    assert result.to_dict()["verdict"] == str(result.verdict)
+    clean = inspector.inspect(board.template, board.template, board_id="clean")
+    assert clean.verdict is Verdict.PASS and not clean.defects
