@@ -1,10 +1,11 @@
 """Throughput and latency of the whole engine on real pairs, with the floor measured in the same run.
 
-Decode, registration, proposals and crops run in ``workers`` threads (OpenCV releases the GIL; its own
-thread pool is set to one thread so the workers do not oversubscribe the cores); the main thread classifies
-each board's candidates in one batched call and judges the verdict. The floor is what decoding both JPEGs and
-a plain difference alone allow with the same workers: no inspection can be faster, so our rate / floor says
-how much the inspection itself costs.
+Decode, registration, proposals and crops run in ``workers`` processes (or threads: OpenCV releases the GIL,
+but the Python parts of the proposal stage hold it); OpenCV's own thread pool is set to one thread so the
+workers do not oversubscribe the cores, and the classifier gets the cores the workers leave. The main thread
+classifies each board's candidates in one batched call and judges the verdict. The floor is what decoding both
+JPEGs and a plain difference alone allow with the same workers: no inspection can be faster, so our rate /
+floor says how much the inspection itself costs.
 """
 
 from __future__ import annotations
@@ -13,20 +14,36 @@ import resource
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from pcb_inspect.inspect.engine import Inspector, Prepared
+from pcb_inspect.inspect.engine import Inspector
 from pcb_inspect.inspect.errors import ConfigError
 
 STAGES = ("decode", "register", "propose", "crop", "classify", "verdict")
 
 
-def _bounded_map(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, depth: int) -> Iterable:
+POOLS = ("process", "thread")
+
+
+def _one_opencv_thread() -> None:
+    cv2.setNumThreads(1)
+
+
+def _pool(kind: str, workers: int) -> Executor:
+    """Worker processes sidestep the GIL held by the Python parts of proposals; threads share memory."""
+    if kind == "process":
+        return ProcessPoolExecutor(workers, initializer=_one_opencv_thread)
+    if kind == "thread":
+        return ThreadPoolExecutor(workers)
+    raise ConfigError(f"--pool {kind!r}: choose one of {', '.join(POOLS)}")
+
+
+def _bounded_map(pool: Executor, fn: Callable, items: Iterable, depth: int) -> Iterable:
     """pool.map in order, but with at most ``depth`` results waiting, so memory stays flat."""
     pending: deque = deque()
     for item in items:
@@ -37,43 +54,39 @@ def _bounded_map(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, depth:
         yield pending.popleft().result()
 
 
-def measure_floor(records: Sequence, workers: int) -> float:
-    """Boards per second for decoding both images and differencing them, nothing else."""
+def _decode_and_diff(rec) -> int:  # noqa: ANN001
+    tested, template = rec.load_images()
+    return int(cv2.absdiff(tested, template)[0, 0])
 
-    def decode_and_diff(rec) -> int:  # noqa: ANN001
-        tested, template = rec.load_images()
-        return int(cv2.absdiff(tested, template)[0, 0])
 
-    with ThreadPoolExecutor(workers) as pool:
+def measure_floor(records: Sequence, workers: int, pool: str = "process") -> float:
+    """Boards per second for decoding both images and differencing them, nothing else, in the same pool."""
+    with _pool(pool, workers) as executor:
+        list(executor.map(_decode_and_diff, records[: 2 * workers]))  # start the workers before timing
         t0 = time.perf_counter()
-        for _ in _bounded_map(pool, decode_and_diff, records, 4 * workers):
+        for _ in _bounded_map(executor, _decode_and_diff, records, 4 * workers):
             pass
         return len(records) / (time.perf_counter() - t0)
 
 
-def run_bench(inspector: Inspector, records: Sequence, workers: int = 2, warmup: int = 5) -> dict:
+def run_bench(
+    inspector: Inspector, records: Sequence, workers: int = 2, warmup: int = 5, pool: str = "process"
+) -> dict:
     """Inspect every record; boards/s, per-stage and total latency percentiles, floor and peak memory."""
     if workers < 1:
         raise ConfigError(f"--workers {workers} must be at least 1")
     if not records:
         raise ConfigError("bench needs at least one pair")
     cv2.setNumThreads(1)
-
-    def prepare(rec) -> Prepared:  # noqa: ANN001
-        t0 = time.perf_counter()
-        tested, template = rec.load_images()
-        decode_ms = (time.perf_counter() - t0) * 1e3
-        prepared = inspector.prepare(tested, template)
-        prepared.stage_ms["decode"] = decode_ms
-        return prepared
-
+    prepare = inspector.preparer.from_record
     for rec in records[:warmup]:  # load code paths and the runtime's kernels before timing
         inspector.classify(prepare(rec))
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
     totals, candidates = [], []
-    with ThreadPoolExecutor(workers) as pool:
+    with _pool(pool, workers) as executor:
+        list(executor.map(prepare, records[: 2 * workers]))  # start the workers before timing
         t0 = time.perf_counter()
-        for prepared in tqdm(_bounded_map(pool, prepare, records, 4 * workers), total=len(records), desc="bench"):
+        for prepared in tqdm(_bounded_map(executor, prepare, records, 4 * workers), total=len(records), desc="bench"):
             detections, stage_ms = inspector.classify(prepared)
             t = time.perf_counter()
             inspector.policy.judge(detections)
@@ -83,7 +96,7 @@ def run_bench(inspector: Inspector, records: Sequence, workers: int = 2, warmup:
             totals.append(sum(stage_ms.get(s, 0.0) for s in STAGES))
             candidates.append(len(prepared.boxes))
         wall = time.perf_counter() - t0
-    floor = measure_floor(records, workers)
+    floor = measure_floor(records, workers, pool)
     rate = len(records) / wall
 
     def pct(values: list[float]) -> dict[str, float]:
@@ -93,6 +106,7 @@ def run_bench(inspector: Inspector, records: Sequence, workers: int = 2, warmup:
     return {
         "boards": len(records),
         "workers": workers,
+        "pool": pool,
         "backend": inspector.backend.name,
         "model_sha256": inspector.backend.model_sha256,
         "boards_per_s": rate,
@@ -102,7 +116,11 @@ def run_bench(inspector: Inspector, records: Sequence, workers: int = 2, warmup:
         "stages": {s: pct(v) | {"mean_ms": float(np.mean(v))} for s, v in stages.items()},
         "candidates_per_board": float(np.mean(candidates)),
         "seconds": wall,
-        "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # worker processes count too: main peak plus each worker at the largest worker's peak (an upper bound)
+        "rss_peak_mb": (
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            + (workers * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if pool == "process" else 0)
+        ) / 1024,
         "_latencies": {"total": totals, **stages},
     }
 

@@ -109,30 +109,51 @@ class Prepared:
     stage_ms: dict[str, float]
 
 
+@dataclass(frozen=True)
+class PairPreparer:
+    """Everything before the classifier, as a picklable callable: runs in worker threads or processes."""
+
+    registration: RegistrationConfig
+    proposals: ProposalConfig
+    input_size: int
+    crop_margin: int
+
+    def __call__(self, tested: np.ndarray, template: np.ndarray) -> Prepared:
+        fe = front_end(tested, template, self.registration, self.proposals)
+        t0 = time.perf_counter()
+        c = fe.candidates
+        crops = build_crops(fe.tested_bin, fe.template_bin, c.diff, c.boxes, c.tight, self.input_size, self.crop_margin)
+        return Prepared(c.boxes, crops, dict(fe.stage_ms, crop=(time.perf_counter() - t0) * 1e3))
+
+    def from_record(self, record) -> Prepared:  # noqa: ANN001 - anything with load_images()
+        """Decode a pair from disk and prepare it, timing the decode too."""
+        t0 = time.perf_counter()
+        tested, template = record.load_images()
+        decode_ms = (time.perf_counter() - t0) * 1e3
+        prepared = self(tested, template)
+        prepared.stage_ms["decode"] = decode_ms
+        return prepared
+
+
 class Inspector:
     """Inspects tested/template pairs with one backend and the settings its model contract carries."""
 
     def __init__(self, backend, policy: VerdictPolicy | None = None) -> None:  # noqa: ANN001 - any Backend
         self.backend = backend
         c = backend.contract
-        self.registration = RegistrationConfig(**_as_tuples(c.registration))
-        self.proposals = ProposalConfig(**c.proposals)
+        self.preparer = PairPreparer(
+            RegistrationConfig(**_as_tuples(c.registration)), ProposalConfig(**c.proposals), c.input_size, c.crop_margin
+        )
         self.policy = policy or VerdictPolicy(
             score_threshold=c.score_threshold,
             per_class=dict(c.thresholds),
             review_band=c.review_band,
         )
-        self.input_size = c.input_size
-        self.crop_margin = c.crop_margin
         self.nms_iou = c.nms_iou
 
     def prepare(self, tested: np.ndarray, template: np.ndarray) -> Prepared:
         """Everything before the classifier (numpy and OpenCV only: safe to run in worker threads)."""
-        fe = front_end(tested, template, self.registration, self.proposals)
-        t0 = time.perf_counter()
-        c = fe.candidates
-        crops = build_crops(fe.tested_bin, fe.template_bin, c.diff, c.boxes, c.tight, self.input_size, self.crop_margin)
-        return Prepared(c.boxes, crops, dict(fe.stage_ms, crop=(time.perf_counter() - t0) * 1e3))
+        return self.preparer(tested, template)
 
     def classify(self, prepared: Prepared) -> tuple[list[Defect], dict[str, float]]:
         """All of a board's candidates in one batched backend call, then duplicate suppression."""

@@ -100,9 +100,22 @@ def test_bench_reports_the_contracted_json_and_histogram(synthetic_root: Path, t
     assert out.with_suffix(".png").stat().st_size > 5_000
 
 
-def test_bench_refuses_zero_workers(synthetic_root: Path) -> None:
-    r = run("bench", "--data", str(synthetic_root), "--split", "PCBData/trainval.txt", "--workers", "0")
-    assert r.returncode == 2 and "--workers 0 must be at least 1" in r.stderr
+def test_bench_with_thread_workers(synthetic_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    r = run("bench", "--data", str(synthetic_root), "--split", "PCBData/trainval.txt", "--workers", "1",
+            "--pool", "thread", "--json", str(out), "--limit", "4")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    assert result["pool"] == "thread" and result["boards"] == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--workers", "0"], "--workers 0 must be at least 1"), (["--pool", "fiber"], "--pool 'fiber': choose one of")],
+)
+def test_bench_refuses_bad_options(synthetic_root: Path, args: list[str], message: str) -> None:
+    r = run("bench", "--data", str(synthetic_root), "--split", "PCBData/trainval.txt", *args)
+    assert r.returncode == 2 and message in r.stderr
 
 
 def test_int8_export_needs_calibration_data(shipped_model: Path, tmp_path: Path) -> None:
