@@ -77,3 +77,19 @@ def test_inspect_gives_a_record_with_verdict_and_stage_times(shipped_model) -> N
     assert result.to_dict()["verdict"] == str(result.verdict)
     clean = inspector.inspect(board.template, board.template, board_id="clean")
     assert clean.verdict is Verdict.PASS and not clean.defects
+
+
+@pytest.mark.parametrize(
+    ("tested", "template", "message"),
+    [
+        (np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), np.uint8), "tested image: need a 2-D uint8"),
+        (np.zeros((64, 64), np.uint8), np.zeros((64, 64), np.float32), "template: need a 2-D uint8"),
+        (np.zeros((64, 64), np.uint8), np.zeros((64, 60), np.uint8), "differ in size"),
+    ],
+)
+def test_bad_frames_are_refused_with_one_line(tested, template, message: str) -> None:  # noqa: ANN001
+    from pcb_inspect.inspect.engine import front_end
+    from pcb_inspect.inspect.errors import ImageError
+
+    with pytest.raises(ImageError, match=message):
+        front_end(tested, template)
