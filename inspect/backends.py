@@ -37,7 +37,7 @@ class Backend(ABC):
         """(N, C, H, W) float32 -> (N, num_classes) class probabilities."""
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
@@ -134,7 +134,7 @@ class OnnxRuntimeBackend(Backend):
         if len(batch) == 0:
             return np.zeros((0, len(self.contract.class_names)), np.float32)
         logits = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
-        return _softmax(logits)
+        return softmax(logits)
 
 
 def doctor() -> list[tuple[str, bool, str]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pcb_inspect.inspect.backends import Backend, OnnxRuntimeBackend, file_sha256
+from pcb_inspect.inspect.backends import Backend, OnnxRuntimeBackend, file_sha256, softmax
 from pcb_inspect.inspect.errors import BackendUnavailable, ConfigError, ModelError
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -151,12 +151,10 @@ class TensorRTBackend(Backend):
         _, self.stream = cudart.cudaStreamCreate()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        from pcb_inspect.inspect.backends import _softmax
-
         outputs = [self._run_chunk(batch[i : i + MAX_BATCH]) for i in range(0, len(batch), MAX_BATCH)]
         if not outputs:
             return np.zeros((0, len(self.contract.class_names)), np.float32)
-        return _softmax(np.concatenate(outputs))
+        return softmax(np.concatenate(outputs))
 
     def _run_chunk(self, chunk: np.ndarray) -> np.ndarray:
         cudart, n = self._cudart, len(chunk)
