@@ -67,20 +67,21 @@ def build_crops(
     out = np.zeros((n, len(CROP_CHANNELS), size, size), np.float32)
     if n == 0:
         return out
-    h, w = tested_bin.shape
-    stack = np.empty((h, w, 3), np.float32)
-    stack[..., 0] = tested_bin * 2.0 - 1.0
-    stack[..., 1] = template_bin * 2.0 - 1.0
-    stack[..., 2] = diff
     windows = crop_windows(boxes, size, margin)
-    # pad once so windows that leave the image read the replicated border, like the camera would see
+    # pad the small 8-bit images once (not a float copy of the board) so windows that leave the image read the
+    # replicated border, like the camera would see; each window becomes float on its own
     pad = int((windows[:, 2] - windows[:, 0]).max())
-    padded = cv2.copyMakeBorder(stack, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    stack = cv2.copyMakeBorder(
+        np.dstack([tested_bin, template_bin, diff.view(np.uint8)]), pad, pad, pad, pad, cv2.BORDER_REPLICATE
+    )
     for i, (x1, y1, x2, y2) in enumerate(windows):
-        roi = padded[y1 + pad : y2 + pad, x1 + pad : x2 + pad]
-        if roi.shape[0] != size:
-            roi = cv2.resize(roi, (size, size), interpolation=cv2.INTER_AREA)
-        out[i, :3] = roi.transpose(2, 0, 1)
+        roi = stack[y1 + pad : y2 + pad, x1 + pad : x2 + pad]
+        planes = np.empty(roi.shape, np.float32)
+        planes[..., :2] = roi[..., :2] * 2.0 - 1.0
+        planes[..., 2] = roi[..., 2].view(np.int8)
+        if planes.shape[0] != size:
+            planes = cv2.resize(planes, (size, size), interpolation=cv2.INTER_AREA)
+        out[i, :3] = planes.transpose(2, 0, 1)
     topology = np.clip(topology_deltas(tested_bin, template_bin, tight), -2, 2) / 2
     out[:, 3:] = topology[:, :, None, None]
     return out
