@@ -23,11 +23,16 @@ from pcb_inspect.inspect.proposals import ProposalConfig
 from pcb_inspect.inspect.records import CLASSIFIER_CLASSES, GroundTruth, box_iou
 from pcb_inspect.inspect.registration import RegistrationConfig
 from pcb_inspect.training.deeppcb import PairRecord
+from pcb_inspect.training.degrade import VARIANTS, variant_pair
 
 MATCH_IOU = 0.33
 IGNORE = -1
 NO_DEFECT_INDEX = len(CLASSIFIER_CLASSES) - 1
-VARIANTS = ("clean", "moved", "defect-free")
+
+
+def crops_as_float(crops: np.ndarray) -> np.ndarray:
+    """int8 storage (value * 127) back to the classifier's float input."""
+    return crops.astype(np.float32) / 127.0
 
 
 @dataclass
@@ -42,7 +47,7 @@ class CropSet:
         return len(self.labels)
 
     def as_float(self, index: np.ndarray | slice) -> np.ndarray:
-        return self.crops[index].astype(np.float32) / 127.0
+        return crops_as_float(self.crops[index])
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(CLASSIFIER_CLASSES))
@@ -87,16 +92,7 @@ def _crops_for(job: CropJob) -> tuple[np.ndarray, np.ndarray, int]:
 
 def _front(job: CropJob) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[GroundTruth]]:
     """All candidates of one pair variant: int8 crops, labels (IGNORE included), boxes, ground truth."""
-    from pcb_inspect.training.degrade import move_and_degrade, transform_ground_truth
-
-    tested, template = job.record.load_images()
-    gt = job.record.load_ground_truth()
-    rng = np.random.default_rng(job.seed)
-    if job.variant == "moved":
-        moved = move_and_degrade(tested, rng)
-        tested, gt = moved.image, transform_ground_truth(gt, moved.matrix, tested.shape)
-    elif job.variant == "defect-free":
-        tested, gt = move_and_degrade(template, rng).image, []
+    tested, template, gt = variant_pair(job.record, job.variant, job.seed)
     fe = front_end(tested, template, job.registration, job.proposals)
     labels = label_candidates(fe.candidates.boxes, fe.candidates.tight, gt)
     c = fe.candidates

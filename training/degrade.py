@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from pcb_inspect.inspect.records import Box, GroundTruth
+from pcb_inspect.training.deeppcb import PairRecord
 
 Range = tuple[float, float]
 
@@ -114,3 +115,22 @@ def transform_ground_truth(
     """Ground truth of the moved image; a box pushed wholly out of the frame is dropped."""
     moved = ((gt.cls, transform_box(gt.box, matrix, shape)) for gt in truth)
     return [GroundTruth(cls, box) for cls, box in moved if box is not None]
+
+
+#: How a pair is presented: as given, the tested image moved and degraded, or the template against itself.
+VARIANTS = ("clean", "moved", "defect-free")
+
+
+def variant_pair(record: PairRecord, variant: str, seed: int) -> tuple[np.ndarray, np.ndarray, list[GroundTruth]]:
+    """(tested, template, ground truth) for one board as the chosen variant presents it."""
+    tested, template = record.load_images()
+    gt = record.load_ground_truth()
+    if variant == "clean":
+        return tested, template, gt
+    rng = np.random.default_rng(seed)
+    if variant == "moved":
+        moved = move_and_degrade(tested, rng)
+        return moved.image, template, transform_ground_truth(gt, moved.matrix, tested.shape)
+    if variant == "defect-free":
+        return move_and_degrade(template, rng).image, template, []
+    raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")

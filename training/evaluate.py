@@ -20,11 +20,9 @@ from tqdm import tqdm
 from pcb_inspect.inspect.engine import Inspector
 from pcb_inspect.inspect.records import Defect, GroundTruth
 from pcb_inspect.training.deeppcb import PairRecord
+from pcb_inspect.training.degrade import variant_pair
 from pcb_inspect.training.metrics import BoardEval, evaluate, format_per_class_table
 from pcb_inspect.training.plots import plot_confusion_matrix, plot_pr_curves
-
-VARIANTS = ("clean", "moved", "defect-free")
-
 
 @dataclass
 class BoardRun:
@@ -34,23 +32,6 @@ class BoardRun:
     reported: list[Defect]
     verdict: str
     latency_ms: float
-
-
-def variant_pair(record: PairRecord, variant: str, seed: int) -> tuple[np.ndarray, np.ndarray, list[GroundTruth]]:
-    """(tested, template, ground truth) for one board as the chosen variant presents it."""
-    tested, template = record.load_images()
-    gt = record.load_ground_truth()
-    if variant == "clean":
-        return tested, template, gt
-    from pcb_inspect.training.degrade import move_and_degrade, transform_ground_truth
-
-    rng = np.random.default_rng(seed)
-    if variant == "moved":
-        moved = move_and_degrade(tested, rng)
-        return moved.image, template, transform_ground_truth(gt, moved.matrix, tested.shape)
-    if variant == "defect-free":
-        return move_and_degrade(template, rng).image, template, []
-    raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
 
 
 def run_boards(inspector: Inspector, records: Sequence[PairRecord], variant: str = "clean", seed: int = 0) -> list[BoardRun]:

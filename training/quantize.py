@@ -19,7 +19,7 @@ from pcb_inspect.inspect.backends import OnnxRuntimeBackend
 from pcb_inspect.inspect.engine import Inspector
 from pcb_inspect.inspect.errors import ConfigError, ModelError
 from pcb_inspect.models.contract import METADATA_KEY
-from pcb_inspect.training.candidates import build_board_candidates
+from pcb_inspect.training.candidates import build_board_candidates, crops_as_float
 from pcb_inspect.training.deeppcb import read_split
 from pcb_inspect.training.evaluate import evaluate_runs, run_boards
 
@@ -61,7 +61,7 @@ def calibration_crops(model: Path, data: Path, split: str, boards: int, seed: in
     c = backend.contract
     found = build_board_candidates([records[i] for i in sorted(pick)], size=c.input_size, margin=c.crop_margin,
                                    desc="calibration crops")
-    crops = np.concatenate([b.crops for b in found]).astype(np.float32) / 127.0
+    crops = crops_as_float(np.concatenate([b.crops for b in found]))
     if len(crops) == 0:
         raise ConfigError(f"--calib {data}: the calibration boards gave no candidates")
     return crops

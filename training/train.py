@@ -31,13 +31,14 @@ from pcb_inspect.models.contract import ModelContract
 from pcb_inspect.training.augment import augment_crop, train_transform
 from pcb_inspect.training.candidates import (
     NO_DEFECT_INDEX,
-    VARIANTS,
     BoardCandidates,
     CropSet,
     build_board_candidates,
     build_crop_set,
+    crops_as_float,
 )
 from pcb_inspect.training.deeppcb import read_split, split_by_group
+from pcb_inspect.training.degrade import VARIANTS
 from pcb_inspect.training.metrics import BoardEval, evaluate
 from pcb_inspect.training.torch_backend import TorchBackend
 
@@ -110,7 +111,7 @@ def score_boards(backend: TorchBackend, boards: list[BoardCandidates], nms_iou: 
     """Score every board's candidates in large batches, then turn each board's scores into detections."""
     if not boards:
         return []
-    probs = backend.run(np.concatenate([b.crops for b in boards]).astype(np.float32) / 127.0)
+    probs = backend.run(crops_as_float(np.concatenate([b.crops for b in boards])))
     ends = np.cumsum([len(b.crops) for b in boards])
     return [
         BoardEval(b.board_id, b.ground_truth, scores_to_detections(b.boxes, p, nms_iou))
