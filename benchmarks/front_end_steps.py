@@ -15,7 +15,7 @@ import numpy as np
 
 from pcb_inspect.inspect.crops import build_crops
 from pcb_inspect.inspect.proposals import ProposalConfig, _propose_once, binarize, refine_template_locally
-from pcb_inspect.inspect.registration import register, valid_region, warp_template
+from pcb_inspect.inspect.registration import covers_image, register, valid_region, warp_template
 from pcb_inspect.training.deeppcb import read_split
 
 
@@ -39,9 +39,11 @@ def main() -> None:
         t = time.perf_counter()
         reg = register(tested, template)
         t = step("register", t)
-        tested_bin, template_bin = binarize(tested), binarize(warp_template(template, reg))
+        tested_bin = binarize(tested)
+        template_bin = warp_template(binarize(template), reg, cv2.INTER_NEAREST)
         t = step("binarise + warp", t)
-        template_bin = np.where(valid_region(tested.shape, reg).astype(bool), template_bin, tested_bin)
+        if not covers_image(tested.shape, reg):
+            np.copyto(template_bin, tested_bin, where=valid_region(tested.shape, reg) == 0)
         t = step("valid region", t)
         first = _propose_once(tested_bin, template_bin, cfg)
         t = step("proposals pass 1", t)

@@ -2,10 +2,12 @@
 
 Decode, registration, proposals and crops run in ``workers`` processes (or threads: OpenCV releases the GIL,
 but the Python parts of the proposal stage hold it); OpenCV's own thread pool is set to one thread so the
-workers do not oversubscribe the cores, and the classifier gets the cores the workers leave. The main thread
-classifies each board's candidates in one batched call and judges the verdict. The floor is what decoding both
-JPEGs and a plain difference alone allow with the same workers: no inspection can be faster, so our rate /
-floor says how much the inspection itself costs.
+workers do not oversubscribe the cores. Where the classifier runs depends on the backend (``classify_in``):
+on the CPU each worker process opens its own one-thread session and classifies its board's candidates in one
+batched call, so a board never crosses a process boundary as crops and no core serves two masters (with the
+classifier in the main process beside two workers, two cores run three busy processes). A GPU backend classifies in the main process, one context feeding from all workers.
+The floor is what decoding both JPEGs and a plain difference alone allow with the same workers: no inspection
+can be faster, so our rate / floor says how much the inspection itself costs.
 """
 
 from __future__ import annotations
@@ -15,32 +17,94 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from pcb_inspect.inspect.engine import Inspector
+from pcb_inspect.inspect.engine import Inspector, Prepared
 from pcb_inspect.inspect.errors import ConfigError
 
 STAGES = ("decode", "register", "propose", "crop", "classify", "verdict")
 
 
 POOLS = ("process", "thread")
+CLASSIFY_IN = ("auto", "workers", "main")
 
 
-def _one_opencv_thread() -> None:
+@dataclass(frozen=True)
+class WorkerModel:
+    """What a worker process needs to open its own one-thread classifier (sessions cannot be pickled)."""
+
+    path: str
+    backend: str
+
+
+_worker_inspector: Inspector | None = None  # the classifier of this worker process, when it has one
+
+
+def _init_worker(model: WorkerModel | None = None) -> None:
+    global _worker_inspector
     cv2.setNumThreads(1)
+    if model is not None:
+        from pcb_inspect.models.registry import open_backend
+
+        _worker_inspector = Inspector(open_backend(model.path, backend=model.backend, threads=1))
 
 
-def _pool(kind: str, workers: int) -> Executor:
+def _pool(kind: str, workers: int, model: WorkerModel | None = None) -> Executor:
     """Worker processes sidestep the GIL held by the Python parts of proposals; threads share memory."""
     if kind == "process":
-        return ProcessPoolExecutor(workers, initializer=_one_opencv_thread)
+        return ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(model,))
     if kind == "thread":
         return ThreadPoolExecutor(workers)
     raise ConfigError(f"--pool {kind!r}: choose one of {', '.join(POOLS)}")
+
+
+def classify_in_workers(inspector: Inspector, where: str) -> bool:
+    """``auto``: in the workers for a CPU onnxruntime model, in the main process for GPUs and torch."""
+    if where not in CLASSIFY_IN:
+        raise ConfigError(f"--classify-in {where!r}: choose one of {', '.join(CLASSIFY_IN)}")
+    movable = inspector.backend.name == "onnxruntime-cpu" and hasattr(inspector.backend, "path")
+    if where == "workers" and not movable:
+        raise ConfigError(f"--classify-in workers: only an onnxruntime-cpu .onnx model can be opened in each worker, "
+                          f"not {inspector.backend.name}")
+    return movable if where == "auto" else where == "workers"
+
+
+@dataclass
+class _Inspected:
+    """What a worker sends back for one board: no crops, no images."""
+
+    candidates: int
+    stage_ms: dict[str, float]
+
+
+def _judge_timed(inspector: Inspector, prepared: Prepared) -> _Inspected:
+    detections, stage_ms = inspector.classify(prepared)
+    t = time.perf_counter()
+    inspector.policy.judge(detections)
+    stage_ms["verdict"] += (time.perf_counter() - t) * 1e3
+    return _Inspected(len(prepared.boxes), stage_ms)
+
+
+class _InspectInWorker:
+    """Decode, prepare, classify and judge a record in a worker, with the worker's own classifier (processes)
+    or the shared one (threads: onnxruntime sessions may be run from several threads)."""
+
+    def __init__(self, shared: Inspector | None) -> None:
+        self.shared = shared
+
+    def __call__(self, record) -> _Inspected:  # noqa: ANN001
+        inspector = self.shared or _worker_inspector
+        if inspector is None:
+            raise ConfigError("bench worker has no classifier (pool initialiser did not run)")
+        return _judge_timed(inspector, inspector.preparer.from_record(record))
+
+    def __getstate__(self) -> dict:  # a process worker uses its own inspector, never a pickled session
+        return {"shared": None}
 
 
 def _bounded_map(pool: Executor, fn: Callable, items: Iterable, depth: int) -> Iterable:
@@ -61,7 +125,7 @@ def _decode_and_diff(rec) -> int:  # noqa: ANN001
 
 def measure_floor(records: Sequence, workers: int, pool: str = "process") -> float:
     """Boards per second for decoding both images and differencing them, nothing else, in the same pool."""
-    with _pool(pool, workers) as executor:
+    with _pool(pool, workers) as executor:  # no classifier to open: this measures decode + difference only
         list(executor.map(_decode_and_diff, records[: 2 * workers]))  # start the workers before timing
         t0 = time.perf_counter()
         for _ in _bounded_map(executor, _decode_and_diff, records, 4 * workers):
@@ -70,31 +134,38 @@ def measure_floor(records: Sequence, workers: int, pool: str = "process") -> flo
 
 
 def run_bench(
-    inspector: Inspector, records: Sequence, workers: int = 2, warmup: int = 5, pool: str = "process"
+    inspector: Inspector,
+    records: Sequence,
+    workers: int = 2,
+    warmup: int = 5,
+    pool: str = "process",
+    classify_in: str = "auto",
 ) -> dict:
     """Inspect every record; boards/s, per-stage and total latency percentiles, floor and peak memory."""
     if workers < 1:
         raise ConfigError(f"--workers {workers} must be at least 1")
     if not records:
         raise ConfigError("bench needs at least one pair")
+    in_workers = classify_in_workers(inspector, classify_in)
     cv2.setNumThreads(1)
-    prepare = inspector.preparer.from_record
     for rec in records[:warmup]:  # load code paths and the runtime's kernels before timing
-        inspector.classify(prepare(rec))
+        inspector.classify(inspector.preparer.from_record(rec))
+    if in_workers:
+        model = WorkerModel(str(inspector.backend.path), inspector.backend.name) if pool == "process" else None
+        task: Callable = _InspectInWorker(inspector if pool == "thread" else None)
+    else:
+        model, task = None, inspector.preparer.from_record
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
     totals, candidates = [], []
-    with _pool(pool, workers) as executor:
-        list(executor.map(prepare, records[: 2 * workers]))  # start the workers before timing
+    with _pool(pool, workers, model) as executor:
+        list(executor.map(task, records[: 2 * workers]))  # start the workers (and their sessions) before timing
         t0 = time.perf_counter()
-        for prepared in tqdm(_bounded_map(executor, prepare, records, 4 * workers), total=len(records), desc="bench"):
-            detections, stage_ms = inspector.classify(prepared)
-            t = time.perf_counter()
-            inspector.policy.judge(detections)
-            stage_ms["verdict"] += (time.perf_counter() - t) * 1e3
+        for done in tqdm(_bounded_map(executor, task, records, 4 * workers), total=len(records), desc="bench"):
+            board = done if in_workers else _judge_timed(inspector, done)
             for s in STAGES:
-                stages[s].append(stage_ms.get(s, 0.0))
-            totals.append(sum(stage_ms.get(s, 0.0) for s in STAGES))
-            candidates.append(len(prepared.boxes))
+                stages[s].append(board.stage_ms.get(s, 0.0))
+            totals.append(sum(board.stage_ms.get(s, 0.0) for s in STAGES))
+            candidates.append(board.candidates)
         wall = time.perf_counter() - t0
     floor = measure_floor(records, workers, pool)
     rate = len(records) / wall
@@ -107,6 +178,7 @@ def run_bench(
         "boards": len(records),
         "workers": workers,
         "pool": pool,
+        "classify_in": "workers" if in_workers else "main",
         "backend": inspector.backend.name,
         "model_sha256": inspector.backend.model_sha256,
         "boards_per_s": rate,

@@ -129,9 +129,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from pcb_inspect.inspect.bench import plot_latency, run_bench
 
-    # the classifier runs in the main thread beside the workers: give it what the workers leave, at least one
+    # when the classifier runs in the main process beside the workers, give it what the workers leave (at least
+    # one thread); on the CPU it runs in each worker with one thread instead (see inspect/bench.py)
     inspector = _open_inspector(args, threads=max(1, (os.cpu_count() or 1) - args.workers))
-    result = run_bench(inspector, _records(args), args.workers, pool=args.pool)
+    result = run_bench(inspector, _records(args), args.workers, pool=args.pool, classify_in=args.classify_in)
     picture = plot_latency(result, args.plot or (args.json.with_suffix(".png") if args.json else Path("bench.png")))
     result.pop("_latencies")
     if args.json:
@@ -140,7 +141,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(
         f"{result['boards']} boards  {result['boards_per_s']:.1f} boards/s  (floor {result['floor_boards_per_s']:.1f},"
         f" ratio {result['ratio_to_floor']:.2f})  p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  "
-        f"backend {result['backend']}  {result['workers']} {result['pool']} workers  peak RSS {result['rss_peak_mb']:.0f} MB"
+        f"backend {result['backend']} (classify in {result['classify_in']})  {result['workers']} {result['pool']} workers  peak RSS {result['rss_peak_mb']:.0f} MB"
     )
     for stage, v in result["stages"].items():
         print(f"  {stage:9s} p50 {v['p50_ms']:6.2f}  p95 {v['p95_ms']:6.2f}  p99 {v['p99_ms']:6.2f} ms")
@@ -286,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model(p)
     p.add_argument("--workers", type=int, default=2, help="workers for decode, registration and proposals")
     p.add_argument("--pool", default="process", help="process (default) or thread workers")
+    p.add_argument("--classify-in", default="auto", choices=["auto", "workers", "main"],
+                   help="where candidates are classified: auto = in each worker for onnxruntime-cpu, else main")
     p.add_argument("--json", type=Path, help="write the results here (and the histogram next to it)")
     p.add_argument("--plot", type=Path, help="latency histogram PNG (default: next to --json, else bench.png)")
     p.add_argument("--groups", help="only these comma-separated groups")

@@ -34,6 +34,19 @@ def crop_windows(boxes: np.ndarray, size: int, margin: int) -> np.ndarray:
     return np.stack([x1, y1, x1 + side, y1 + side], axis=1).astype(np.int32)
 
 
+def _window(image: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """The image inside a window (x1, y1, x2, y2); the part beyond the image edge repeats the edge pixels, as
+    the camera would see more board. Only windows that leave the image are padded: padding the whole board
+    for them cost more than the rest of the crops together."""
+    x1, y1, x2, y2 = (int(v) for v in window)
+    h, w = image.shape
+    cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    roi = image[cy1:cy2, cx1:cx2]
+    if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
+        roi = cv2.copyMakeBorder(roi, cy1 - y1, y2 - cy2, cx1 - x1, x2 - cx2, cv2.BORDER_REPLICATE)
+    return roi
+
+
 def _regions(mask: np.ndarray) -> int:
     return cv2.connectedComponents(mask, connectivity=8)[0] - 1
 
@@ -68,20 +81,19 @@ def build_crops(
     if n == 0:
         return out
     windows = crop_windows(boxes, size, margin)
-    # pad the small 8-bit images once (not a float copy of the board) so windows that leave the image read the
-    # replicated border, like the camera would see; each window becomes float on its own
-    pad = int((windows[:, 2] - windows[:, 0]).max())
-    stack = cv2.copyMakeBorder(
-        np.dstack([tested_bin, template_bin, diff.view(np.uint8)]), pad, pad, pad, pad, cv2.BORDER_REPLICATE
-    )
-    for i, (x1, y1, x2, y2) in enumerate(windows):
-        roi = stack[y1 + pad : y2 + pad, x1 + pad : x2 + pad]
-        planes = np.empty(roi.shape, np.float32)
-        planes[..., :2] = roi[..., :2] * 2.0 - 1.0
-        planes[..., 2] = roi[..., 2].view(np.int8)
-        if planes.shape[0] != size:
-            planes = cv2.resize(planes, (size, size), interpolation=cv2.INTER_AREA)
-        out[i, :3] = planes.transpose(2, 0, 1)
+    layers = (tested_bin, template_bin, diff.view(np.uint8))
+    native = np.zeros(n, bool)  # windows already of the input size: copied raw, mapped to +-1 in one go below
+    for i, window in enumerate(windows):
+        tested, template, difference = (_window(layer, window) for layer in layers)
+        if tested.shape[0] == size:
+            native[i] = True
+            out[i, 0], out[i, 1], out[i, 2] = tested, template, difference.view(np.int8)
+            continue
+        planes = np.empty(tested.shape + (3,), np.float32)
+        planes[..., 0], planes[..., 1] = tested * 2.0 - 1.0, template * 2.0 - 1.0
+        planes[..., 2] = difference.view(np.int8)
+        out[i, :3] = cv2.resize(planes, (size, size), interpolation=cv2.INTER_AREA).transpose(2, 0, 1)
+    out[native, :2] = out[native, :2] * 2.0 - 1.0
     topology = np.clip(topology_deltas(tested_bin, template_bin, tight), -2, 2) / 2
     out[:, 3:] = topology[:, :, None, None]
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
+import cv2
 import numpy as np
 
 from pcb_inspect.inspect.crops import build_crops
@@ -18,6 +19,7 @@ from pcb_inspect.inspect.records import CLASSIFIER_CLASSES, DEFECT_CLASSES, Defe
 from pcb_inspect.inspect.registration import (
     Registration,
     RegistrationConfig,
+    covers_image,
     register,
     valid_region,
     warp_template,
@@ -59,11 +61,10 @@ def front_end(
     reg = register(tested, template, registration)
     t1 = time.perf_counter()
     tested_bin = binarize(tested)
-    template_bin = binarize(warp_template(template, reg))
-    if reg.shift != (0.0, 0.0) or reg.angle_deg != 0.0:
+    template_bin = warp_template(binarize(template), reg, cv2.INTER_NEAREST)
+    if not covers_image(tested.shape, reg):
         # where the template has no pixels, let the tested image stand in for it: no difference, no candidate
-        valid = valid_region(tested.shape, reg)
-        template_bin = np.where(valid.astype(bool), template_bin, tested_bin)
+        np.copyto(template_bin, tested_bin, where=valid_region(tested.shape, reg) == 0)
     candidates = propose(tested_bin, template_bin, proposals)
     t2 = time.perf_counter()
     stage_ms = {"register": (t1 - t0) * 1e3, "propose": (t2 - t1) * 1e3}

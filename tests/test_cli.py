@@ -95,23 +95,35 @@ def test_bench_reports_the_contracted_json_and_histogram(synthetic_root: Path, t
     for key in ("boards_per_s", "floor_boards_per_s", "ratio_to_floor", "p50_ms", "p99_ms", "backend", "stages"):
         assert key in result
     assert result["boards"] == 8 and result["boards_per_s"] > 0
+    assert result["classify_in"] == "workers"  # a CPU model is classified in each worker process
     assert set(result["stages"]) == {"decode", "register", "propose", "crop", "classify", "verdict"}
     assert result["p50_ms"] <= result["p99_ms"]
     assert out.with_suffix(".png").stat().st_size > 5_000
 
 
-def test_bench_with_thread_workers(synthetic_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("pool", "classify_in"), [("thread", "workers"), ("thread", "main"), ("process", "main")])
+def test_bench_pools_and_classifier_placement_agree(
+    synthetic_root: Path, tmp_path: Path, pool: str, classify_in: str
+) -> None:
+    """Wherever the classifier runs, the same boards give the same candidates."""
     out = tmp_path / "bench.json"
     r = run("bench", "--data", str(synthetic_root), "--split", "PCBData/trainval.txt", "--workers", "1",
-            "--pool", "thread", "--json", str(out), "--limit", "4")
+            "--pool", pool, "--classify-in", classify_in, "--json", str(out), "--limit", "4")
     assert r.returncode == 0, r.stderr
     result = json.loads(out.read_text())
-    assert result["pool"] == "thread" and result["boards"] == 4
+    assert result["pool"] == pool and result["boards"] == 4 and result["classify_in"] == classify_in
+    reference = tmp_path / "reference.json"
+    run("bench", "--data", str(synthetic_root), "--split", "PCBData/trainval.txt", "--workers", "1",
+        "--json", str(reference), "--limit", "4")
+    assert result["candidates_per_board"] == json.loads(reference.read_text())["candidates_per_board"]
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--workers", "0"], "--workers 0 must be at least 1"), (["--pool", "fiber"], "--pool 'fiber': choose one of")],
+    [
+        (["--workers", "0"], "--workers 0 must be at least 1"),
+        (["--pool", "fiber"], "--pool 'fiber': choose one of"),
+    ],
 )
 def test_bench_refuses_bad_options(synthetic_root: Path, args: list[str], message: str) -> None:
     r = run("bench", "--data", str(synthetic_root), "--split", "PCBData/trainval.txt", *args)

@@ -64,7 +64,7 @@ def write_card(path: Path, onnx_path: Path, contract: dict, results: dict, train
 - **Training time**: {f'{train_seconds / 60:.1f} min' if train_seconds else 'not measured in this run'} on
   {platform.machine()} ({platform.processor() or 'CPU'}), CPU only.
 - **Checkpoint choice**: the epoch with the best F-score on the held-out groups (scored after every epoch), so
-  these numbers carry a small selection bias; the last epoch scored within 0.001 of it in the shipped run.
+  these numbers carry a small selection bias (the training log prints every epoch's held-out score).
 - **Licence of the data**: DeepPCB is MIT-licensed and its authors ask for research use.
 
 ## Held-out groups (DeepPCB protocol: IoU > 0.33, same class, one-to-one)

@@ -68,3 +68,48 @@ def test_candidate_recall_on_real_deeppcb(deeppcb_root: Path) -> None:
         hits += sum(any(box_iou(g.box, b) > 0.33 for b in boxes) for g in truth)
         total += len(truth)
     assert hits / total >= 0.99
+
+
+def _labelled_boxes(mask: np.ndarray) -> list[tuple[int, ...]]:
+    import cv2
+
+    stats = cv2.connectedComponentsWithStats(mask, connectivity=8)[2][1:, :4]
+    return sorted(map(tuple, stats.tolist()))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_contour_components_are_the_labelled_components(seed: int) -> None:
+    """Tracing outer contours must find exactly the 8-connected components that labelling every pixel finds,
+    including a component inside another one's hole."""
+    from pcb_inspect.inspect.proposals import components
+
+    rng = np.random.default_rng(seed)
+    mask = (rng.random((120, 160)) < 0.08).astype(np.uint8)
+    mask[30:60, 30:60] = 1
+    mask[35:55, 35:55] = 0  # a ring ...
+    mask[44:46, 44:46] = 1  # ... with a dot in its hole
+    rects, contours = components(mask)
+    assert sorted(map(tuple, rects.tolist())) == _labelled_boxes(mask)
+    assert len(contours) == len(rects)
+    # min_area 2 drops exactly the single pixels
+    two, _ = components(mask, 2)
+    sizes = __import__("cv2").connectedComponentsWithStats(mask, connectivity=8)[2][1:, 4]
+    assert len(two) == int((sizes >= 2).sum()) < len(rects)
+
+
+def test_a_defect_on_a_long_edge_strip_is_split_out() -> None:
+    """A 2 px strip along a whole edge (residual misregistration) swallows a defect touching it; the split keeps
+    the defect's thick core as its own candidate and drops the thin strip."""
+    tested = np.zeros((200, 200), np.uint8)
+    template = np.zeros_like(tested)
+    template[50:150, 20:100] = 1
+    tested[50:150, 20:103] = 1  # the tested trace is 3 px wider: a thin strip of difference along x = 100..102
+    tested[95:105, 103:110] = 1  # a spur touching that strip
+    config = ProposalConfig(local_search_px=0, border_px=0)
+    from pcb_inspect.inspect.proposals import propose
+
+    c = propose(tested, template, config)
+    assert len(c) == 1
+    x1, y1, x2, y2 = c.tight[0]
+    assert (x2, y1, y2) == (110, 92, 108)  # the spur regrown 3 px into the strip, not the 100 px strip
+    assert x1 >= 100

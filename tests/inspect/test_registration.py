@@ -49,3 +49,44 @@ def test_featureless_images_fall_back_without_crashing() -> None:
     blank = np.full((640, 640), 128, np.uint8)
     reg = register(blank, blank)
     assert np.all(np.isfinite(reg.matrix))
+
+
+def test_affine_motion_follows_a_scan_that_is_stretched() -> None:
+    """Scans differ in scale, not only in shift and rotation: the affine model follows a 0.4% stretch that the
+    rigid one cannot."""
+    import cv2
+
+    board = generate_board(7)
+    stretch = np.array([[1.004, 0.0, 1.5], [0.0, 0.998, -1.0]])
+    tested = cv2.warpAffine(board.template, stretch, (640, 640), borderMode=cv2.BORDER_REPLICATE)
+    truth = np.linalg.inv(np.vstack([stretch, [0, 0, 1]]))[:2]
+    errors = {}
+    for motion in ("affine", "euclidean"):
+        reg = register(tested, board.template, RegistrationConfig(motion=motion))
+        errors[motion] = float(np.abs(reg.matrix @ CORNERS - truth @ CORNERS).max())
+    assert errors["affine"] < 0.5 < errors["euclidean"]
+
+
+def test_implausible_stretch_falls_back_to_identity() -> None:
+    """An estimate that stretches an axis by more than max_scale_change is a failure, not a scan."""
+    import cv2
+
+    board = generate_board(8)
+    squashed = cv2.warpAffine(board.template, np.array([[1.12, 0, -38.4], [0, 1, 0]]), (640, 640))  # 12% in x
+    reg = register(squashed, board.template, RegistrationConfig(max_scale_change=0.05))
+    assert not reg.ok and np.allclose(reg.matrix, [[1, 0, 0], [0, 1, 0]])
+    with pytest.raises(ConfigError, match="registration.motion"):
+        RegistrationConfig(motion="projective")
+
+
+def test_valid_region_is_the_template_extent_mapped_into_the_tested_image() -> None:
+    from pcb_inspect.inspect.registration import Registration, covers_image, valid_region
+
+    identity = Registration(np.array([[1.0, 0, 0], [0, 1, 0]]), True)
+    assert covers_image((64, 64), identity) and valid_region((64, 64), identity).all()
+    shifted = Registration(np.array([[1.0, 0, 5], [0, 1, -3]]), True)  # tested (x, y) shows template (x+5, y-3)
+    assert not covers_image((64, 64), shifted)
+    mask = valid_region((64, 64), shifted)
+    expected = np.zeros((64, 64), np.uint8)
+    expected[3:, :59] = 1
+    assert np.array_equal(mask, expected)
