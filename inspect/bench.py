@@ -5,8 +5,8 @@ but the Python parts of the proposal stage hold it); OpenCV's own thread pool is
 workers do not oversubscribe the cores. Where the classifier runs depends on the backend (``classify_in``):
 on the CPU each worker process opens its own one-thread session and classifies its board's candidates in one
 batched call, so a board never crosses a process boundary as crops and no core serves two masters (with the
-classifier in the main process beside two workers, two cores run three busy processes). A GPU backend classifies in the main process, one context feeding from all workers.
-The floor is what decoding both JPEGs and a plain difference alone allow with the same workers: no inspection
+classifier in the main process beside two workers, two cores run three busy processes). A GPU backend
+classifies in the main process, one context feeding from all workers. The floor is what decoding both JPEGs and a plain difference alone allow with the same workers: no inspection
 can be faster, so our rate / floor says how much the inspection itself costs.
 """
 
@@ -148,8 +148,9 @@ def run_bench(
         raise ConfigError("bench needs at least one pair")
     in_workers = classify_in_workers(inspector, classify_in)
     cv2.setNumThreads(1)
-    for rec in records[:warmup]:  # load code paths and the runtime's kernels before timing
-        inspector.classify(inspector.preparer.from_record(rec))
+    if not (in_workers and pool == "process"):  # worker processes warm their own sessions below
+        for rec in records[:warmup]:  # load code paths and the runtime's kernels before timing
+            inspector.classify(inspector.preparer.from_record(rec))
     if in_workers:
         model = WorkerModel(str(inspector.backend.path), inspector.backend.name) if pool == "process" else None
         task: Callable = _InspectInWorker(inspector if pool == "thread" else None)

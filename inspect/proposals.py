@@ -94,6 +94,11 @@ def tolerant_difference(tested: np.ndarray, template: np.ndarray, tolerance_px: 
     return extra.astype(np.int8) - missing.astype(np.int8)
 
 
+def _pixels_in_boxes(mask: np.ndarray, rects: np.ndarray) -> np.ndarray:
+    """Count of the mask's set pixels inside each (x, y, w, h) box."""
+    return np.array([cv2.countNonZero(mask[y : y + h, x : x + w]) for x, y, w, h in rects], np.int64)
+
+
 def components(mask: np.ndarray, min_area: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
     """Boxes (N, 4: x, y, w, h) of the 8-connected components of a 0/1 mask, and their outer contours.
 
@@ -110,7 +115,7 @@ def components(mask: np.ndarray, min_area: int = 1) -> tuple[np.ndarray, list[np
     rects = np.array([cv2.boundingRect(c) for c in outer], np.int32).reshape(-1, 4)
     keep = rects[:, 2] * rects[:, 3] >= min_area
     if min_area > 2:
-        keep &= [cv2.countNonZero(mask[y : y + h, x : x + w]) >= min_area for x, y, w, h in rects]
+        keep &= _pixels_in_boxes(mask, rects) >= min_area
     idx = np.nonzero(keep)[0]
     return rects[idx], [outer[i] for i in idx]
 
@@ -172,8 +177,7 @@ def _propose_once(tested_bin: np.ndarray, template_bin: np.ndarray, config: Prop
     parts += [_split_long(mask, rects[i], contours[i], config) for i in np.nonzero(is_long)[0]]
     rects = np.concatenate(parts) if len(parts) > 1 else parts[0]
     if len(rects) > config.max_candidates:
-        areas = [cv2.countNonZero(mask[y : y + h, x : x + w]) for x, y, w, h in rects]
-        rects = rects[np.argsort(-np.asarray(areas), kind="stable")[: config.max_candidates]]
+        rects = rects[np.argsort(-_pixels_in_boxes(mask, rects), kind="stable")[: config.max_candidates]]
     tight = np.stack([rects[:, 0], rects[:, 1], rects[:, 0] + rects[:, 2], rects[:, 1] + rects[:, 3]], axis=1)
     h, w = mask.shape
     p = config.pad_px

@@ -1,9 +1,11 @@
 """Register a tested image to its template, coarse to fine, within a few milliseconds.
 
 Phase correlation at 1/8 resolution gives the shift; ECC (affine by default) refines it at 1/8, then
-at 1/4 resolution. Measured on DeepPCB templates moved up to 4 px and 0.5 deg, blurred and noisy: worst corner
-error 0.16 px in about 4 ms (a half-resolution stage was 3x slower for no useful gain). The result maps tested-image pixels to template pixels, so the template can be
-warped into the tested image's own coordinates and boxes never need mapping back.
+at 1/4 resolution. Measured on 100 DeepPCB templates moved up to 4 px and 0.5 deg, blurred and noisy, in about
+3 ms: corner error median 0.10 px, worst 3.3 px (rigid ECC: 0.05 / 0.48 px; the local re-alignment of the
+proposal stage absorbs the difference, and affine fits the real scans far better; see README). A
+half-resolution stage was 3x slower for no useful gain. The result maps tested-image pixels to template pixels,
+so the template can be warped into the tested image's own coordinates and boxes never need mapping back.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ _MOTIONS = {"affine": cv2.MOTION_AFFINE, "euclidean": cv2.MOTION_EUCLIDEAN}
 
 @dataclass(frozen=True)
 class RegistrationConfig:
-    """How hard to try; the defaults hold a 640x640 pair to well under a pixel in about 5 ms."""
+    """How hard to try; the defaults register a 640x640 pair in about 3 ms on one core."""
 
     scales: tuple[float, ...] = (0.125, 0.25)  # pyramid: phase correlation at the first, ECC at each
     ecc_iterations: int = 30
