@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from pcb_inspect.inspect.errors import ConfigError, PcbInspectError
+from pcb_inspect.inspect.memory import keep_freed_memory
 
 DEFAULT_SPLIT = "PCBData/trainval.txt"
 
@@ -28,7 +29,8 @@ def _add_data(p: argparse.ArgumentParser, split_default: str | None = None) -> N
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", type=Path, help="model file (.onnx, or a training .pt); default: the shipped model")
+    p.add_argument("--model", type=Path, help="model file (.onnx, or a training .pt); default: the shipped "
+                   "model, INT8 where the CPU classifies, else FP32")
     p.add_argument(
         "--backend",
         default="auto",
@@ -324,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # every verb handles boards: reuse their buffers instead of page-faulting them in again
     try:
         return args.func(args)
     except PcbInspectError as exc:

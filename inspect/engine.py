@@ -73,12 +73,12 @@ def front_end(
 
 def suppress_duplicates(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
     """Greedy class-agnostic suppression: one defect, one report (fragments of a long open are one open)."""
-    order = np.argsort(-scores, kind="stable")
+    order = np.argsort(-scores, kind="stable").tolist()
+    rows = boxes.tolist()  # Python ints: box_iou on numpy scalars is several times slower
     kept: list[int] = []
     for i in order:
-        bi = tuple(boxes[i])
-        if all(box_iou(bi, tuple(boxes[k])) <= iou_threshold for k in kept):
-            kept.append(int(i))
+        if all(box_iou(rows[i], rows[k]) <= iou_threshold for k in kept):
+            kept.append(i)
     return kept
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from pcb_inspect.inspect.errors import ModelError
 from pcb_inspect.inspect.crops import CROP_CHANNELS
+from pcb_inspect.inspect.errors import ModelError
 from pcb_inspect.inspect.records import CLASSIFIER_CLASSES
 
 METADATA_KEY = "pcb_inspect.contract"
@@ -41,7 +42,7 @@ class ModelContract:
     metrics: dict[str, Any] = field(default_factory=dict)  # held-out results at export time
     contract_version: int = CONTRACT_VERSION
 
-    def validate(self, where: str = "model") -> "ModelContract":
+    def validate(self, where: str = "model") -> ModelContract:
         if self.contract_version > CONTRACT_VERSION:
             raise ModelError(
                 f"{where}: contract version {self.contract_version} is newer than this pcb-inspect "
@@ -67,7 +68,7 @@ class ModelContract:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str, where: str = "model") -> "ModelContract":
+    def from_json(cls, text: str, where: str = "model") -> ModelContract:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -83,3 +84,20 @@ class ModelContract:
         except TypeError as exc:
             raise ModelError(f"{where}: bad contract ({exc})") from None
         return contract.validate(where)
+
+
+def set_metrics(model_path: str | Path, metrics: dict[str, Any]) -> None:
+    """Replace the metrics in an ONNX model's contract (needs the ``onnx`` package, as exporting does)."""
+    import onnx
+
+    model_path = Path(model_path)
+    proto = onnx.load(str(model_path))
+    entries = [p for p in proto.metadata_props if p.key == METADATA_KEY]
+    if not entries:
+        raise ModelError(f"{model_path}: no {METADATA_KEY} metadata")
+    contract = ModelContract.from_json(entries[0].value, str(model_path))
+    contract.metrics = metrics
+    entries[0].value = contract.to_json()
+    tmp = model_path.with_name(model_path.name + ".partial")
+    onnx.save(proto, str(tmp))
+    tmp.replace(model_path)

@@ -29,3 +29,17 @@ def test_cpu_models_are_classified_in_the_workers_and_gpus_in_the_main_process()
 def test_impossible_placements_are_refused(name: str, where: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         classify_in_workers(_inspector(name, path=name != "torch"), where)
+
+
+@pytest.mark.parametrize(("items", "chunk", "depth"), [(0, 8, 2), (1, 8, 2), (17, 8, 2), (17, 1, 3), (16, 4, 1)])
+def test_chunked_map_keeps_every_item_in_order(items: int, chunk: int, depth: int) -> None:
+    """Boards travel to the workers in chunks (less work for the main process), but come back one by one, all
+    of them, in order, however the chunk size divides the list."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pcb_inspect.inspect.bench import _bounded_map
+
+    with ThreadPoolExecutor(2) as pool:
+        assert list(_bounded_map(pool, lambda x: x * x, list(range(items)), depth, chunk)) == [
+            x * x for x in range(items)
+        ]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -26,6 +27,18 @@ def test_tolerance_ignores_one_pixel_edge_shift_but_keeps_a_small_defect() -> No
     b[18:21, 25:28] = 1  # a 3x3 speck of spurious copper
     d = tolerant_difference(a, b, 1)
     assert (d == -1).sum() == 9 and not (d == 1).any()
+
+
+@pytest.mark.parametrize("tolerance", [0, 1, 2])
+def test_tolerant_difference_matches_its_definition_on_random_masks(tolerance: int) -> None:
+    rng = np.random.default_rng(tolerance)
+    a = (rng.random((64, 80)) < 0.3).astype(np.uint8)
+    b = (rng.random((64, 80)) < 0.3).astype(np.uint8)
+    kernel = np.ones((2 * tolerance + 1,) * 2, np.uint8)
+    near_b, near_a = cv2.dilate(b, kernel), cv2.dilate(a, kernel)  # pixels with copper of the other within range
+    expected = (a & (1 - near_b)).astype(np.int8) - (b & (1 - near_a)).astype(np.int8)
+    got = tolerant_difference(a, b, tolerance)
+    assert got.dtype == np.int8 and np.array_equal(got, expected) and got.any()
 
 
 @pytest.mark.parametrize("seed", range(4))

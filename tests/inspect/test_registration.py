@@ -18,11 +18,12 @@ def _corner_error(found: np.ndarray, moved_matrix: np.ndarray) -> float:
     return float(np.abs(found @ CORNERS - truth @ CORNERS).max())
 
 
+@pytest.mark.parametrize("refine", ["edges", "ecc"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_recovers_a_moved_degraded_board(seed: int) -> None:
+def test_recovers_a_moved_degraded_board(seed: int, refine: str) -> None:
     board = generate_board(seed)
     moved = move_and_degrade(board.template, np.random.default_rng(seed))
-    reg = register(moved.image, board.template)
+    reg = register(moved.image, board.template, RegistrationConfig(refine=refine))
     assert reg.ok
     assert _corner_error(reg.matrix, moved.matrix) < 0.75
     # after warping, the template matches the moved image almost everywhere
@@ -77,6 +78,25 @@ def test_implausible_stretch_falls_back_to_identity() -> None:
     assert not reg.ok and np.allclose(reg.matrix, [[1, 0, 0], [0, 1, 0]])
     with pytest.raises(ConfigError, match="registration.motion"):
         RegistrationConfig(motion="projective")
+    with pytest.raises(ConfigError, match="registration.refine"):
+        RegistrationConfig(refine="sift")
+
+
+def test_edge_refinement_declines_what_it_cannot_determine() -> None:
+    """Stripes in one direction fix no position along them, and a blank image has no edges: the refinement
+    says so (None), and register keeps the coarser estimate, flags it, and stays finite."""
+    from pcb_inspect.inspect.registration import _refine_on_edges
+
+    stripes = np.zeros((160, 160), np.float32)
+    stripes[:, ::8] = 255.0
+    start = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
+    assert _refine_on_edges(stripes, stripes, start, 10, 1e-2, 3) is None
+    blank = np.full((160, 160), 90.0, np.float32)
+    assert _refine_on_edges(blank, blank, start, 10, 1e-2, 3) is None
+    image = np.zeros((640, 640), np.uint8)
+    image[:, ::32] = 255
+    reg = register(image, image)
+    assert np.all(np.isfinite(reg.matrix))
 
 
 def test_valid_region_is_the_template_extent_mapped_into_the_tested_image() -> None:

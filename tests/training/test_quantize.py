@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,11 @@ def test_int8_model_is_written_with_its_contract(shipped_model: Path, synthetic_
     report = quantize.quantize_int8(shipped_model, out, synthetic_root, calib_boards=4, max_drop_points=100)
     assert report.written and out.is_file()
     int8, fp32 = OnnxRuntimeBackend(out), OnnxRuntimeBackend(shipped_model)
-    assert int8.contract == fp32.contract
+    # the same contract, but its own metrics: the gate's result and where it came from, not the parent's
+    assert replace(int8.contract, metrics={}) == replace(fp32.contract, metrics={})
+    gate = int8.contract.metrics["int8"]
+    assert gate["fp32_sha256"] == fp32.model_sha256 and gate["heldout_f_score"] == report.int8_f_score
+    assert "heldout" not in int8.contract.metrics
     assert any(n.op_type == "QuantizeLinear" for n in __import__("onnx").load(str(out)).graph.node)
     crops = quantize.calibration_crops(shipped_model, synthetic_root, "PCBData/trainval.txt", 2)
     # documented tolerance for INT8: class probabilities within 0.15 of FP32 on real crops
