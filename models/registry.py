@@ -24,7 +24,7 @@ def default_model_path(precision: str = "fp32") -> Path:
 
 def default_precision(backend: str = "auto") -> str:
     """INT8 where onnxruntime's CPU provider will classify (held-out F within 0.1 point of FP32, classifier
-    about 1.6x faster, see the model card), FP32 for GPUs: TensorRT builds its own FP16/INT8 from FP32."""
+    1.5-1.7x faster, see the model card), FP32 for GPUs: TensorRT builds its own FP16/INT8 from FP32."""
     from pcb_inspect.inspect.backends import NATIVE_TENSORRT, BackendKind, resolve_kind
 
     if backend == NATIVE_TENSORRT:

@@ -3,9 +3,9 @@
 Calibration crops come from training groups only (never the model's held-out groups), made by the same front
 end the line runs. Activation ranges are the 99.99th percentile of the calibration values, not their extremes:
 on the held-out groups that kept F 0.9762 against FP32's 0.9773, where min-max ranges gave 0.9758 (both
-calibrated on 100 boards; 300 boards gave 0.9764 and 0.9758). The quantized model is scored on the held-out groups against its FP32 parent in the same
-run; if its F-score drops by more than ``max_drop_points`` it is not written. Speed and accuracy are printed
-side by side either way.
+calibrated on 100 boards; 300 boards gave 0.9764 and 0.9758). The quantized model is scored on the held-out
+groups against its FP32 parent in the same run; if its F-score drops by more than ``max_drop_points`` it is not
+written. Speed and accuracy are printed side by side either way.
 """
 
 from __future__ import annotations
