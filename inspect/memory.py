@@ -6,7 +6,8 @@ page-faults the same memory in again: 400-810 minor page faults a board in the f
 a third of its time on the 2-core VMs this was measured on (paired runs, e.g. 12.6 -> 8.7 ms a board with 5
 faults; ``python benchmarks/front_end_steps.py`` with and without ``--give-back-memory`` shows both). Raising
 glibc's mmap and trim thresholds keeps the buffers in the heap. Peak RSS does not grow: the heap holds at most
-what one board had in use at its peak.
+what one board had in use at its peak. The CLI and bench workers call ``keep_freed_memory()`` at start; a program
+that embeds the engine may call it once itself (it changes the allocator of the whole process).
 """
 
 from __future__ import annotations
