@@ -211,7 +211,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     from pcb_inspect.models.registry import open_backend
 
     backend = open_backend(args.model, backend=args.backend)
-    print(json.dumps(asdict(backend.contract) | {"sha256": backend.model_sha256, "backend": backend.name}, indent=2))
+    where = {"file": str(getattr(backend, "path", args.model)), "sha256": backend.model_sha256, "backend": backend.name}
+    print(json.dumps(asdict(backend.contract) | where, indent=2))
     return 0
 
 

@@ -84,6 +84,9 @@ def test_info_prints_the_shipped_contract() -> None:
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["class_names"][-1] == "no-defect" and len(info["sha256"]) == 64
+    from pcb_inspect.models.registry import resolve_model
+
+    assert info["file"] == str(resolve_model(None))  # INT8 where the CPU classifies, FP32 beside a GPU
 
 
 def test_bench_reports_the_contracted_json_and_histogram(synthetic_root: Path, tmp_path: Path) -> None:
