@@ -3,8 +3,9 @@
     python benchmarks/front_end_steps.py --data ../shared/datasets/deeppcb [--every 5] [--give-back-memory]
 
 First times the work the way the engine runs it (``PairPreparer``, results freed board by board, in a fresh
-process as a line worker is), then step by step; both count minor page faults a board: ``--give-back-memory`` leaves glibc's defaults, under which every board page-faults
-its image buffers in afresh (see pcb_inspect/inspect/memory.py).
+process as a line worker is), then step by step; both count minor page faults a board. ``--give-back-memory``
+leaves glibc's defaults, under which every board page-faults its image buffers in afresh (see
+pcb_inspect/inspect/memory.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from pcb_inspect.inspect.crops import build_crops
 from pcb_inspect.inspect.engine import PairPreparer
 from pcb_inspect.inspect.memory import keep_freed_memory
 from pcb_inspect.inspect.proposals import ProposalConfig, _propose_once, binarize, refine_template_locally
-from pcb_inspect.inspect.registration import RegistrationConfig, covers_image, register, valid_region, warp_template
+from pcb_inspect.inspect.registration import (
+    RegistrationConfig,
+    covers_image,
+    register,
+    valid_region,
+    warp_template,
+)
 from pcb_inspect.models.contract import ModelContract
 from pcb_inspect.training.deeppcb import read_split
 

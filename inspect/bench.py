@@ -6,8 +6,9 @@ workers do not oversubscribe the cores. Where the classifier runs depends on the
 on the CPU each worker process opens its own one-thread session and classifies its board's candidates in one
 batched call, so a board never crosses a process boundary as crops and no core serves two masters (with the
 classifier in the main process beside two workers, two cores run three busy processes). A GPU backend
-classifies in the main process, one context feeding from all workers. The floor is what decoding both JPEGs and a plain difference alone allow with the same workers: no inspection
-can be faster, so our rate / floor says how much the inspection itself costs.
+classifies in the main process, one context feeding from all workers. The floor is what decoding both JPEGs
+and a plain difference alone allow with the same workers: no inspection can be faster, so our rate / floor
+says how much the inspection itself costs.
 """
 
 from __future__ import annotations

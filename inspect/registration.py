@@ -138,6 +138,7 @@ def _refine_on_edges(
     reference = np.zeros(rows * _ROW, np.float32)
     reference[:n] = t[ys, xs]
     moving = _standardized(template, blur)
+    uncentre = np.linalg.inv(centre)
     current = np.vstack([warp.astype(np.float64), [0, 0, 1]])
     for _ in range(iterations):
         a = current[:2].astype(np.float32)
@@ -146,7 +147,7 @@ def _refine_on_edges(
                             cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()
         dp = inverse_hessian @ (descent @ (sampled - reference))
         step = np.array([[1 + dp[0], dp[2], dp[4]], [dp[1], 1 + dp[3], dp[5]], [0, 0, 1]])
-        current = current @ centre @ np.linalg.inv(step) @ np.linalg.inv(centre)
+        current = current @ centre @ np.linalg.inv(step) @ uncentre
         if not np.all(np.isfinite(current)):
             return None
         if max(abs(dp[4]), abs(dp[5]), float(np.abs(dp[:4]).max()) * max(tested.shape)) < step_px:

@@ -21,7 +21,12 @@ from pcb_inspect.models.registry import DEFAULT_INT8_NAME, DEFAULT_MODEL_NAME, o
 from pcb_inspect.training.deeppcb import read_split
 from pcb_inspect.training.evaluate import evaluate_runs, run_boards, write_report
 from pcb_inspect.training.export import export_onnx
-from pcb_inspect.training.quantize import QuantizationReport, quantize_int8
+from pcb_inspect.training.quantize import (
+    CALIBRATION_BOARDS,
+    CALIBRATION_PERCENTILE,
+    QuantizationReport,
+    quantize_int8,
+)
 from pcb_inspect.training.train import TrainConfig, train
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
@@ -87,7 +92,7 @@ def write_card(path: Path, onnx_path: Path, contract: dict, results: dict, train
         int8_path, int8_results, report = int8
         int8_section = f"""`{int8_path.name}`, sha256 `{file_sha256(int8_path)}` ({int8_path.stat().st_size / 1e6:.2f} MB):
 this model quantized by onnxruntime (static, QDQ, per-channel weights, activation ranges at the
-99.99th percentile of crops from 100 training boards), the default wherever onnxruntime's CPU provider
+{CALIBRATION_PERCENTILE}th percentile of crops from {CALIBRATION_BOARDS} training boards), the default wherever onnxruntime's CPU provider
 classifies. FP32 stays the reference and what GPU backends build from. Classifier {report.int8_ms_per_crop:.3f} vs
 {report.fp32_ms_per_crop:.3f} ms a crop ({report.speedup:.2f}x, batches of 16, all cores of the build machine).
 

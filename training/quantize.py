@@ -27,6 +27,7 @@ from pcb_inspect.training.evaluate import evaluate_runs, run_boards
 
 CALIBRATION_BATCH = 64
 CALIBRATION_PERCENTILE = 99.99
+CALIBRATION_BOARDS = 100
 
 
 @dataclass
@@ -98,7 +99,7 @@ def quantize_int8(
     out: str | Path,
     calib: str | Path,
     split: str = "PCBData/trainval.txt",
-    calib_boards: int = 100,
+    calib_boards: int = CALIBRATION_BOARDS,
     max_drop_points: float = 0.5,
 ) -> QuantizationReport:
     """Write ``out`` (INT8, QDQ) if held-out F-score drops by at most ``max_drop_points``; report either way."""
