@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pcb_inspect.inspect.engine import Inspector
 from pcb_inspect.models.registry import open_backend
-from pcb_inspect.training.deeppcb import read_split
+from pcb_inspect.inspect.deeppcb import read_split
 from pcb_inspect.training.evaluate import evaluate_runs, run_boards
 
 TARGETS = {"clean": ("f_score", 0.97), "moved": ("f_score", 0.95), "defect-free": ("defect_free_clean_rate", 0.99)}
@@ -44,7 +44,7 @@ def main() -> None:
     print(f"model {model} ({inspector.backend.name}), {len(records)} held-out boards of {', '.join(groups)}")
     for variant, (key, target) in TARGETS.items():
         t0 = time.perf_counter()
-        r = evaluate_runs(run_boards(inspector, records, variant, args.seed), inspector.policy.score_threshold)
+        r = evaluate_runs(run_boards(inspector, records, variant, args.seed), inspector.policy)
         r.pop("_report")
         r["seconds"] = time.perf_counter() - t0
         r["target"] = {key: target, "met": (r[key] or 0) >= target and (variant != "clean" or r["escapes"] == 0)}

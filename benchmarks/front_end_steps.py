@@ -31,7 +31,7 @@ from pcb_inspect.inspect.registration import (
     warp_template,
 )
 from pcb_inspect.models.contract import ModelContract
-from pcb_inspect.training.deeppcb import read_split
+from pcb_inspect.inspect.deeppcb import read_split
 
 
 def main() -> None:

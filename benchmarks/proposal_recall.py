@@ -16,8 +16,8 @@ from tqdm import tqdm
 
 from pcb_inspect.inspect.engine import front_end
 from pcb_inspect.inspect.records import box_iou
-from pcb_inspect.training.deeppcb import read_split
-from pcb_inspect.training.degrade import variant_pair
+from pcb_inspect.inspect.deeppcb import read_split
+from pcb_inspect.inspect.degrade import variant_pair
 
 
 def main() -> None:

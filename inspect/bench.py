@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from pcb_inspect.inspect.engine import Inspector, Prepared
+from pcb_inspect.inspect.engine import Inspector, PairPreparer, Prepared
+from pcb_inspect.inspect.records import Inspection
 from pcb_inspect.inspect.errors import ConfigError
 from pcb_inspect.inspect.memory import keep_freed_memory
 
@@ -84,19 +85,16 @@ class _Inspected:
 
     candidates: int
     stage_ms: dict[str, float]
+    verdict: str
 
 
-def _judge_timed(inspector: Inspector, prepared: Prepared) -> _Inspected:
-    detections, stage_ms = inspector.classify(prepared)
-    t = time.perf_counter()
-    inspector.policy.judge(detections)
-    stage_ms["verdict"] += (time.perf_counter() - t) * 1e3
-    return _Inspected(len(prepared.boxes), stage_ms)
+def _summary(inspection: Inspection) -> _Inspected:
+    return _Inspected(inspection.candidates, inspection.stage_ms, str(inspection.verdict))
 
 
 class _InspectInWorker:
-    """Decode, prepare, classify and judge a record in a worker, with the worker's own classifier (processes)
-    or the shared one (threads: onnxruntime sessions may be run from several threads)."""
+    """Decode and inspect a record in a worker, with the worker's own classifier (processes) or the shared one
+    (threads: onnxruntime sessions may be run from several threads): ``Inspector.inspect``, as the line runs."""
 
     def __init__(self, shared: Inspector | None) -> None:
         self.shared = shared
@@ -105,10 +103,23 @@ class _InspectInWorker:
         inspector = self.shared or _worker_inspector
         if inspector is None:
             raise ConfigError("bench worker has no classifier (pool initialiser did not run)")
-        return _judge_timed(inspector, inspector.preparer.from_record(record))
+        return _summary(inspector.inspect_loaded(record.load_images, board_id=record.board_id))
 
-    def __getstate__(self) -> dict:  # a process worker uses its own inspector, never a pickled session
-        return {"shared": None}
+
+@dataclass(frozen=True)
+class _PrepareInWorker:
+    """Decode and prepare in a worker; the main process classifies (GPUs). A pair that cannot be read or
+    prepared comes back as its ERROR inspection, as ``Inspector.inspect`` would give it."""
+
+    preparer: PairPreparer
+
+    def __call__(self, record) -> Prepared | Inspection:  # noqa: ANN001
+        t0 = time.perf_counter()
+        try:
+            prepared = self.preparer.from_record(record)
+        except Exception as exc:  # noqa: BLE001 - the board's ERROR, never the end of the run
+            return Inspection.failed(str(exc), board_id=record.board_id, latency_ms=(time.perf_counter() - t0) * 1e3)
+        return prepared
 
 
 def _map_chunk(fn: Callable, chunk: list) -> list:
@@ -163,20 +174,22 @@ def run_bench(
     keep_freed_memory()
     if not (in_workers and pool == "process"):  # worker processes warm their own sessions below
         for rec in records[:warmup]:  # load code paths and the runtime's kernels before timing
-            inspector.classify(inspector.preparer.from_record(rec))
+            inspector.inspect_loaded(rec.load_images)
     if in_workers:
         model = WorkerModel(str(inspector.backend.path), inspector.backend.name) if pool == "process" else None
         task: Callable = _InspectInWorker(inspector if pool == "thread" else None)
     else:
-        model, task = None, inspector.preparer.from_record
+        model, task = None, _PrepareInWorker(inspector.preparer)
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
     totals, candidates = [], []
+    verdicts: dict[str, int] = {}
     with _pool(pool, workers, model) as executor:
         list(executor.map(task, records[: 2 * workers]))  # start the workers (and their sessions) before timing
         t0 = time.perf_counter()
         boards = _bounded_map(executor, task, records, 4 * workers, CHUNK)
         for done in tqdm(boards, total=len(records), desc="bench"):
-            board = done if in_workers else _judge_timed(inspector, done)
+            board = done if in_workers else _summary(done if isinstance(done, Inspection) else inspector.conclude(done))
+            verdicts[board.verdict] = verdicts.get(board.verdict, 0) + 1
             for s in STAGES:
                 stages[s].append(board.stage_ms.get(s, 0.0))
             totals.append(sum(board.stage_ms.get(s, 0.0) for s in STAGES))
@@ -202,6 +215,7 @@ def run_bench(
         **total,
         "stages": {s: pct(v) | {"mean_ms": float(np.mean(v))} for s, v in stages.items()},
         "candidates_per_board": float(np.mean(candidates)),
+        "verdicts": verdicts,
         "seconds": wall,
         # worker processes count too: main peak plus each worker at the largest worker's peak (an upper bound)
         "rss_peak_mb": (
@@ -212,10 +226,14 @@ def run_bench(
     }
 
 
-def plot_latency(result: dict, path: Path) -> Path:
-    """Histogram of per-board latency (service time) and a box plot per stage."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def plot_latency(result: dict, path: Path) -> Path | None:
+    """Histogram of per-board latency (service time) and a box plot per stage; None without matplotlib (the
+    ``[plots]`` extra: an edge box runs bench without it)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
 
     lat = result["_latencies"]
     fig = Figure(figsize=(11, 4.2))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pcb_inspect.inspect.errors import ConfigError, PcbInspectError
 from pcb_inspect.inspect.memory import keep_freed_memory
+from pcb_inspect.inspect.options import add_demo_options, add_run_options, positive_int, unit_float
 
 DEFAULT_SPLIT = "PCBData/trainval.txt"
 
@@ -62,93 +63,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_inspector(args: argparse.Namespace, threads: int = 0):  # noqa: ANN202
-    from pcb_inspect.inspect.engine import Inspector
-    from pcb_inspect.models.registry import open_backend
-
-    return Inspector(open_backend(args.model, backend=args.backend, threads=threads))
-
-
-def _records(args: argparse.Namespace):  # noqa: ANN202
-    from pcb_inspect.training.deeppcb import read_split
-
-    records = read_split(args.data, args.split)
-    if getattr(args, "groups", None):
-        wanted = set(args.groups.split(","))
-        records = [r for r in records if r.group in wanted]
-        if not records:
-            raise ConfigError(f"--groups {args.groups}: no pairs of these groups in {args.split}")
-    return records[: args.limit] if getattr(args, "limit", None) else records
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
-    from pcb_inspect.training.evaluate import evaluate_runs, run_boards, write_report
+    from pcb_inspect.inspect.batch import cmd_eval as verb
 
-    inspector = _open_inspector(args)
-    records = _records(args)
-    t0 = time.perf_counter()
-    runs = run_boards(inspector, records, args.variant, args.seed)
-    result = evaluate_runs(runs, inspector.policy.score_threshold)
-    result["seconds"] = time.perf_counter() - t0
-    result["variant"] = args.variant
-    result["model_sha256"] = inspector.backend.model_sha256
-    write_report(result, args.json, args.plots)
-    print(result.pop("_table"))
-    print(
-        f"boards {result['boards']}  precision {result['precision']:.4f}  recall {result['recall']:.4f}  "
-        f"F-score {result['f_score']:.4f}  AP {result['ap']:.4f}  mAP {result['mean_ap'] or 0:.4f}  "
-        f"escapes {result['escapes']}  mean matched IoU {result['mean_matched_iou'] or 0:.3f}  "
-        f"({result['seconds']:.1f} s)"
-    )
-    if result["defect_free_boards"]:
-        print(f"defect-free boards with no defect reported: {result['defect_free_clean_rate']:.4f}")
-    return 0
+    return verb(args)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    if args.format != "deeppcb":
-        raise ConfigError(f"--format {args.format}: only 'deeppcb' is supported")
-    inspector = _open_inspector(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    records = _records(args)
-    from tqdm import tqdm
+    from pcb_inspect.inspect.batch import cmd_predict as verb
 
-    for rec in tqdm(records, desc="predict"):
-        tested, template = rec.load_images()
-        detections, _ = inspector.detect(tested, template)
-        lines = [
-            f"{d.box[0]},{d.box[1]},{d.box[2]},{d.box[3]},{d.confidence:.4f},{d.cls}"
-            for d in detections
-            if d.confidence >= (args.min_score if args.min_score is not None else inspector.policy.threshold(d.cls))
-        ]
-        (args.out / f"{rec.board_id}.txt").write_text("".join(line + "\n" for line in lines))
-    print(f"wrote {len(records)} result files to {args.out}")
-    return 0
+    return verb(args)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import os
+    from pcb_inspect.inspect.batch import cmd_bench as verb
 
-    from pcb_inspect.inspect.bench import plot_latency, run_bench
-
-    # when the classifier runs in the main process beside the workers, give it what the workers leave (at least
-    # one thread); on the CPU it runs in each worker with one thread instead (see inspect/bench.py)
-    inspector = _open_inspector(args, threads=max(1, (os.cpu_count() or 1) - args.workers))
-    result = run_bench(inspector, _records(args), args.workers, pool=args.pool, classify_in=args.classify_in)
-    picture = plot_latency(result, args.plot or (args.json.with_suffix(".png") if args.json else Path("bench.png")))
-    result.pop("_latencies")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-    print(
-        f"{result['boards']} boards  {result['boards_per_s']:.1f} boards/s  (floor {result['floor_boards_per_s']:.1f},"
-        f" ratio {result['ratio_to_floor']:.2f})  p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  "
-        f"backend {result['backend']} (classify in {result['classify_in']})  {result['workers']} {result['pool']} workers  peak RSS {result['rss_peak_mb']:.0f} MB"
-    )
-    for stage, v in result["stages"].items():
-        print(f"  {stage:9s} p50 {v['p50_ms']:6.2f}  p95 {v['p95_ms']:6.2f}  p99 {v['p99_ms']:6.2f} ms")
-    print(f"latency histogram: {picture}")
-    return 0
+    return verb(args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -225,7 +155,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from pcb_inspect.training.synthetic import write_dataset
+    from pcb_inspect.inspect.synthetic import write_dataset
 
     root = write_dataset(args.out, args.boards, seed=args.seed)
     print(f"wrote {args.boards} synthetic boards to {root}")
@@ -233,21 +163,38 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pcb_inspect.inspect.demo import run_demo
+    from pcb_inspect.inspect.demo import cmd_demo as demo
 
-    return run_demo(args.boards, args.out, args.model, args.seed, args.backend)
+    return demo(args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pcb_inspect.inspect.run import cmd_run as run
+
+    return run(args)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad options are one line naming the option and what is wrong (argparse's default adds the usage)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pcb-inspect", description="PCB defect inspection: train, evaluate, run.")
+    parser = _OneLineParser(prog="pcb-inspect", description="PCB defect inspection: train, evaluate, run.")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    p = sub.add_parser("demo", help="inspect built-in synthetic boards with the shipped model and show the result")
-    p.add_argument("--boards", type=int, default=8, help="how many synthetic boards (default 8)")
-    p.add_argument("--out", type=Path, default=Path("demo_out"), help="where pictures and results go")
-    p.add_argument("--seed", type=int, default=7)
+    p = sub.add_parser("demo", help="the line on a synthetic conveyor with the shipped model and its status page")
+    add_demo_options(p)
+    add_run_options(p, demo=True)
     _add_model(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="inspect frames from a camera, stream, folder or dataset: the line station")
+    add_run_options(p)
+    _add_model(p)
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("train", help="train the candidate classifier (needs the [train] extra)")
     _add_data(p, DEFAULT_SPLIT)
@@ -271,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", type=Path, help="folder for confusion matrix, PR curves and per-class table")
     p.add_argument("--variant", default="clean", choices=["clean", "moved", "defect-free"])
     p.add_argument("--groups", help="only these comma-separated groups (e.g. held-out ones)")
-    p.add_argument("--limit", type=int, help="only the first N pairs")
+    p.add_argument("--limit", type=positive_int, help="only the first N pairs")
     p.add_argument("--seed", type=int, default=0, help="seed of the moved/defect-free variants")
     p.set_defaults(func=cmd_eval)
 
@@ -280,9 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model(p)
     p.add_argument("--format", default="deeppcb", help="deeppcb: lines x1,y1,x2,y2,confidence,type")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--min-score", type=float, help="write detections from this score (default: the model's threshold)")
+    p.add_argument("--min-score", type=unit_float, help="write detections from this score in [0, 1] (default: each "
+                   "class's threshold in the model; detections under 0.01 are never kept)")
     p.add_argument("--groups", help="only these comma-separated groups")
-    p.add_argument("--limit", type=int)
+    p.add_argument("--limit", type=positive_int, help="only the first N pairs")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("bench", help="boards/s and per-stage latency, against the decode+difference floor")
@@ -295,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write the results here (and the histogram next to it)")
     p.add_argument("--plot", type=Path, help="latency histogram PNG (default: next to --json, else bench.png)")
     p.add_argument("--groups", help="only these comma-separated groups")
-    p.add_argument("--limit", type=int, help="only the first N pairs")
+    p.add_argument("--limit", type=positive_int, help="only the first N pairs")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("export", help="export a training checkpoint (needs the [train] extra)")
@@ -314,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model(p)
     p.set_defaults(func=cmd_info)
 
+    from pcb_inspect.edge_deploy.cli import add_deploy_parser
+
+    add_deploy_parser(sub)
+
     p = sub.add_parser("doctor", help="which inference backends this machine can use, and why not")
     p.set_defaults(func=cmd_doctor)
 
@@ -325,8 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_opencv() -> None:
+    """OpenCV's own warnings (a camera backend it tried first) are not our one line; errors still show."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_opencv()
     keep_freed_memory()  # every verb handles boards: reuse their buffers instead of page-faulting them in again
     try:
         return args.func(args)

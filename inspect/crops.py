@@ -15,7 +15,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-CROP_CHANNELS: tuple[str, ...] = ("tested", "template", "difference", "delta_regions_1", "delta_regions_0")
+from pcb_inspect.inspect.records import CROP_CHANNELS
+
 TOPOLOGY_MARGIN = 8  # px around a candidate's differing pixels in which regions are counted
 
 

@@ -7,13 +7,14 @@ The front end (binarise, register, warp, propose, crop) needs only numpy and Ope
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import cv2
 import numpy as np
 
 from pcb_inspect.inspect.crops import build_crops
-from pcb_inspect.inspect.errors import ConfigError, ImageError
+from pcb_inspect.inspect.errors import ConfigError, ImageError, ModelError, PcbInspectError
 from pcb_inspect.inspect.proposals import Candidates, ProposalConfig, binarize, propose
 from pcb_inspect.inspect.records import CLASSIFIER_CLASSES, DEFECT_CLASSES, Defect, Inspection, box_iou
 from pcb_inspect.inspect.registration import (
@@ -108,6 +109,8 @@ class Prepared:
     boxes: np.ndarray
     crops: np.ndarray
     stage_ms: dict[str, float]
+    registration: dict[str, float] = field(default_factory=dict)
+    difference: float = 0.0  # share of the board's pixels where the registered pair differs
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,9 @@ class PairPreparer:
         t0 = time.perf_counter()
         c = fe.candidates
         crops = build_crops(fe.tested_bin, fe.template_bin, c.diff, c.boxes, c.tight, self.input_size, self.crop_margin)
-        return Prepared(c.boxes, crops, dict(fe.stage_ms, crop=(time.perf_counter() - t0) * 1e3))
+        difference = cv2.countNonZero(c.diff.view(np.uint8)) / c.diff.size
+        return Prepared(c.boxes, crops, dict(fe.stage_ms, crop=(time.perf_counter() - t0) * 1e3),
+                        registration_summary(fe.registration), difference)
 
     def from_record(self, record) -> Prepared:  # noqa: ANN001 - anything with load_images()
         """Decode a pair from disk and prepare it, timing the decode too."""
@@ -142,14 +147,19 @@ class Inspector:
     def __init__(self, backend, policy: VerdictPolicy | None = None) -> None:  # noqa: ANN001 - any Backend
         self.backend = backend
         c = backend.contract
-        self.preparer = PairPreparer(
-            RegistrationConfig(**_as_tuples(c.registration)), ProposalConfig(**c.proposals), c.input_size, c.crop_margin
-        )
-        self.policy = policy or VerdictPolicy(
-            score_threshold=c.score_threshold,
-            per_class=dict(c.thresholds),
-            review_band=c.review_band,
-        )
+        where = str(getattr(backend, "path", "model"))
+        try:
+            self.preparer = PairPreparer(
+                RegistrationConfig(**_as_tuples(c.registration)), ProposalConfig(**c.proposals), c.input_size,
+                c.crop_margin,
+            )
+            self.policy = policy or VerdictPolicy(
+                score_threshold=c.score_threshold,
+                per_class=dict(c.thresholds),
+                review_band=c.review_band,
+            )
+        except (ConfigError, TypeError) as exc:  # settings the contract carries, checked before any board
+            raise ModelError(f"{where}: contract {exc}") from None
         self.nms_iou = c.nms_iou
 
     def prepare(self, tested: np.ndarray, template: np.ndarray) -> Prepared:
@@ -166,23 +176,110 @@ class Inspector:
         return detections, stage_ms
 
     def detect(self, tested: np.ndarray, template: np.ndarray) -> tuple[list[Defect], dict[str, float]]:
-        """All detections after suppression (scores down to MIN_KEEP_SCORE), with per-stage milliseconds."""
+        """All detections after suppression (scores down to MIN_KEEP_SCORE), with per-stage milliseconds.
+
+        For studying the engine (benchmarks); results for boards come from :meth:`inspect` only."""
         return self.classify(self.prepare(tested, template))
 
-    def inspect(self, tested: np.ndarray, template: np.ndarray, board_id: str = "", source: str = "") -> Inspection:
-        """One board: reported defects and its verdict."""
+    def inspect(
+        self,
+        tested: np.ndarray,
+        template: np.ndarray,
+        *,
+        board_id: str = "",
+        source: str = "",
+        frame_index: int = 0,
+        station: str = "",
+        captured: float | None = None,
+        stage_ms: dict[str, float] | None = None,
+    ) -> Inspection:
+        """One board: reported defects and its verdict, the one result every command and the line use.
+
+        Never raises for a bad board: an image that cannot be used, a registration that leaves the pair
+        differing over more than ``proposals.max_difference`` of the board, or a runtime failure gives an
+        ERROR inspection naming the reason. ``captured`` is the frame's capture time (default now);
+        ``stage_ms`` adds stages measured before the engine (decode, wait).
+        """
         t0 = time.perf_counter()
-        detections, stage_ms = self.detect(tested, template)
+        meta = {"board_id": board_id, "source": source, "frame_index": frame_index, "station": station,
+                "captured": captured, "stage_ms": stage_ms}
+        try:
+            prepared = self.prepare(tested, template)
+        except Exception as exc:  # noqa: BLE001 - a board that cannot be inspected is an ERROR, never the end
+            return self._failed(exc, t0, **meta)
+        return self.conclude(prepared, t0=t0, **meta)
+
+    def conclude(
+        self,
+        prepared: Prepared,
+        *,
+        t0: float | None = None,
+        board_id: str = "",
+        source: str = "",
+        frame_index: int = 0,
+        station: str = "",
+        captured: float | None = None,
+        stage_ms: dict[str, float] | None = None,
+    ) -> Inspection:
+        """Classify a prepared board and judge it: the second half of :meth:`inspect`, for callers that
+        prepare in one process and classify in another (a GPU fed by CPU workers)."""
+        t0 = time.perf_counter() if t0 is None else t0
+        meta = {"board_id": board_id, "source": source, "frame_index": frame_index, "station": station,
+                "time": time.time() if captured is None else captured,
+                "model_sha256": getattr(self.backend, "model_sha256", "")}
+        stages = dict(stage_ms or {}, **prepared.stage_ms)
+        found = {"registration": prepared.registration, "candidates": len(prepared.boxes)}
+        limit = self.preparer.proposals.max_difference
+        if prepared.difference > limit:
+            return Inspection.failed(
+                f"tested image differs from its template over {prepared.difference:.1%} of the board (limit "
+                f"{limit:.1%}): a corrupt image, a wrong template or a failed registration",
+                stage_ms=stages, latency_ms=(time.perf_counter() - t0) * 1e3, **found, **meta)
+        try:
+            detections, classify_ms = self.classify(prepared)
+        except Exception as exc:  # noqa: BLE001 - a runtime failure is this board's ERROR
+            return Inspection.failed(_reason(exc), stage_ms=stages, latency_ms=(time.perf_counter() - t0) * 1e3,
+                                     **found, **meta)
+        stages.update(classify_ms)
+        t1 = time.perf_counter()
+        reported = self.policy.reported(detections)
+        verdict = self.policy.judge(detections)
+        stages["verdict"] += (time.perf_counter() - t1) * 1e3
         return Inspection(
-            board_id=board_id,
-            verdict=self.policy.judge(detections),
-            defects=self.policy.reported(detections),
-            source=source,
-            time=time.time(),
-            model_sha256=getattr(self.backend, "model_sha256", ""),
-            latency_ms=(time.perf_counter() - t0) * 1e3,
-            stage_ms=stage_ms,
-        )
+            verdict=verdict, defects=reported, below_threshold=[d for d in detections if d not in reported],
+            latency_ms=(time.perf_counter() - t0) * 1e3, stage_ms=stages, **found, **meta)
+
+    def _failed(self, exc: Exception, t0: float, *, captured: float | None, stage_ms: dict | None,
+                **meta: object) -> Inspection:
+        return Inspection.failed(_reason(exc), time=time.time() if captured is None else captured,
+                                 model_sha256=getattr(self.backend, "model_sha256", ""), stage_ms=dict(stage_ms or {}),
+                                 latency_ms=(time.perf_counter() - t0) * 1e3, **meta)
+
+    def inspect_loaded(self, load: Callable[[], tuple[np.ndarray, np.ndarray]], **meta: object) -> Inspection:
+        """Decode a pair with ``load()`` (timed as ``decode``) and inspect it; a pair that cannot be read is
+        an ERROR inspection naming the file."""
+        t0 = time.perf_counter()
+        meta.setdefault("captured", None)
+        meta.setdefault("stage_ms", None)
+        try:
+            tested, template = load()
+        except Exception as exc:  # noqa: BLE001 - unreadable input is that board's ERROR
+            return self._failed(exc, t0, **meta)
+        meta["stage_ms"] = dict(meta["stage_ms"] or {}, decode=(time.perf_counter() - t0) * 1e3)
+        return self.inspect(tested, template, **meta)
+
+
+def _reason(exc: Exception) -> str:
+    """One line for an inspection's error: our own errors already say what and where; others get their type."""
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, PcbInspectError) and text else f"{type(exc).__name__}: {text or 'no detail'}"
+
+
+def registration_summary(reg: Registration) -> dict[str, float]:
+    """The fit in numbers an operator can read: shift (px), angle (degrees), scale, and whether it converged."""
+    scale = float(np.sqrt(abs(np.linalg.det(reg.matrix[:, :2]))))
+    dx, dy = reg.shift
+    return {"dx": dx, "dy": dy, "angle_deg": reg.angle_deg, "scale": scale, "ok": 1.0 if reg.ok else 0.0}
 
 
 def _as_tuples(d: dict) -> dict:

@@ -7,16 +7,28 @@ from another project, or a newer contract version, fails with one clear line ins
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pcb_inspect.inspect.crops import CROP_CHANNELS
+from pcb_inspect.inspect.records import CROP_CHANNELS
 from pcb_inspect.inspect.errors import ModelError
 from pcb_inspect.inspect.records import CLASSIFIER_CLASSES
 
 METADATA_KEY = "pcb_inspect.contract"
 CONTRACT_VERSION = 1
+
+
+def _in_range(where: str, name: str, value: Any, low: float, high: float, *, whole: bool = False,
+              low_open: bool = False, high_open: bool = False) -> None:
+    """Range-check one contract field, so a bad model fails at load with one line, not inside onnxruntime."""
+    ok_type = isinstance(value, int) if whole else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+        raise ModelError(f"{where}: {name} {value!r} is not a {'whole ' if whole else ''}number")
+    if value < low or value > high or (low_open and value == low) or (high_open and value == high):
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise ModelError(f"{where}: {name} {value!r} is not in {lo}{low}, {high}{hi}")
 
 
 @dataclass
@@ -52,13 +64,20 @@ class ModelContract:
             raise ModelError(f"{where}: class_names {self.class_names} differ from {list(CLASSIFIER_CLASSES)}")
         if list(self.input_channels) != list(CROP_CHANNELS):
             raise ModelError(f"{where}: input_channels {self.input_channels} differ from {list(CROP_CHANNELS)}")
-        if not 8 <= self.input_size <= 512:
-            raise ModelError(f"{where}: input_size {self.input_size} is not in [8, 512]")
+        _in_range(where, "input_size", self.input_size, 8, 512, whole=True)
+        _in_range(where, "crop_margin", self.crop_margin, 0, 64, whole=True)
+        _in_range(where, "score_threshold", self.score_threshold, 0.0, 1.0, low_open=True)
+        _in_range(where, "nms_iou", self.nms_iou, 0.0, 1.0)
+        _in_range(where, "review_band", self.review_band, 0.0, float(self.score_threshold), high_open=True)
+        if not isinstance(self.thresholds, dict):
+            raise ModelError(f"{where}: thresholds must be an object of class: value, got {self.thresholds!r}")
         for cls, value in self.thresholds.items():
-            if cls not in CLASSIFIER_CLASSES[:-1] or not 0.0 <= float(value) <= 1.0:
-                raise ModelError(f"{where}: threshold {cls}={value} is not a defect class with a value in [0, 1]")
-        if not 0.0 <= self.review_band < 1.0:
-            raise ModelError(f"{where}: review_band {self.review_band} is not in [0, 1)")
+            if cls not in CLASSIFIER_CLASSES[:-1]:
+                raise ModelError(f"{where}: threshold for {cls!r}: not one of {', '.join(CLASSIFIER_CLASSES[:-1])}")
+            _in_range(where, f"thresholds.{cls}", value, 0.0, 1.0, low_open=True)
+        for name in ("proposals", "registration", "training_data", "metrics"):
+            if not isinstance(getattr(self, name), dict):
+                raise ModelError(f"{where}: {name} must be a JSON object")
         return self
 
     def threshold(self, cls: str) -> float:

@@ -58,7 +58,11 @@ def open_backend(model: str | Path | None, device: str = "cpu", backend: str = "
     if path.suffix == ".pt":
         if backend != "auto":
             raise ModelError(f"{path}: --backend {backend} runs .onnx models; a .pt checkpoint runs on torch")
-        from pcb_inspect.training.torch_backend import TorchBackend  # torch only when asked for
+        try:
+            from pcb_inspect.training.torch_backend import TorchBackend  # torch only when asked for
+        except ImportError as exc:
+            raise ModelError(f"{path}: a training .pt checkpoint needs torch ({exc.name} is not installed: "
+                             f"pip install 'pcb-inspect[train]'), or use the exported .onnx model") from None
 
         return TorchBackend.from_checkpoint(path, device)
     if path.suffix == ".onnx" and backend == "tensorrt":

@@ -23,7 +23,7 @@ def deeppcb_root() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A dozen synthetic boards in the DeepPCB layout, made once per test session."""
-    from pcb_inspect.training.synthetic import write_dataset
+    from pcb_inspect.inspect.synthetic import write_dataset
 
     root = tmp_path_factory.mktemp("synthetic")
     write_dataset(root, 12, seed=3, group_size=4)

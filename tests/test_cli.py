@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 EXE = shutil.which("pcb-inspect", path=os.path.dirname(sys.executable)) or "pcb-inspect"
-VERBS = ["demo", "train", "eval", "predict", "bench", "export", "info", "doctor", "synth"]
+VERBS = ["demo", "run", "train", "eval", "predict", "bench", "export", "info", "doctor", "synth"]
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -32,7 +32,12 @@ def test_help_for_every_verb(verb: str) -> None:
         (["info", "--model", "/nonexistent/m.onnx"], "m.onnx: model file not found"),
         (["export", "/nonexistent/best.pt", "--format", "trt"], "--format trt: choose one of onnx"),
         (["export", "/nonexistent/m.onnx", "--format", "engine"], "need the [gpu] extra"),
-        (["demo", "--boards", "0"], "--boards 0 is not in"),
+        (["demo", "--max-frames", "0"], "argument --max-frames: 0 is not at least 1"),
+        (["run", "--source", "ftp://camera/1", "--http", "off"], "ftp://camera/1"),
+        (["run", "--source", "/nonexistent/boards/", "--http", "off"], "/nonexistent/boards"),
+        (["run", "--source", "synthetic://?fps=30", "--template", "/nonexistent/t.png"], "--template"),
+        (["run", "--source", "synthetic://?fps=30", "--db", "/nonexistent/dir/r.db"], "/nonexistent/dir"),
+        (["run", "--source", "synthetic://?fps=30", "--http", "localhost:99999"], "99999"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
@@ -71,12 +76,13 @@ def test_predict_writes_deeppcb_result_files(synthetic_root: Path, tmp_path: Pat
         assert kind in {"open", "short", "mousebite", "spur", "copper", "pin-hole"}
 
 
-def test_demo_runs_with_the_shipped_model(tmp_path: Path) -> None:
-    r = run("demo", "--boards", "4", "--out", str(tmp_path / "demo"))
+def test_demo_runs_the_line_on_the_synthetic_conveyor(tmp_path: Path) -> None:
+    r = run("demo", "--max-frames", "12", "--fps", "0", "--pictures", "4", "--http", "off",
+            "--out", str(tmp_path / "demo"))
     assert r.returncode == 0, r.stderr
-    assert "F-score" in r.stdout
+    assert "summary: frames 12  inspected 12" in r.stdout and "F-score" in r.stdout
     assert (tmp_path / "demo" / "summary.png").stat().st_size > 10_000
-    assert len(list((tmp_path / "demo").glob("synth*.png"))) == 4
+    assert len(list((tmp_path / "demo").glob("0*_syn-*.png"))) == 4
 
 
 def test_info_prints_the_shipped_contract() -> None:

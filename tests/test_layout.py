@@ -38,5 +38,5 @@ def test_edge_runtime_does_not_import_torch() -> None:
 
 
 def test_subpackages_live_in_one_namespace() -> None:
-    r = _run("import pcb_inspect.inspect.records as r, pcb_inspect.training.deeppcb, pcb_inspect.models.contract")
+    r = _run("import pcb_inspect.inspect.records as r, pcb_inspect.inspect.deeppcb, pcb_inspect.models.contract")
     assert r.returncode == 0, r.stderr

@@ -18,7 +18,7 @@ from pathlib import Path
 from pcb_inspect.inspect.engine import Inspector
 from pcb_inspect.models.contract import set_metrics
 from pcb_inspect.models.registry import DEFAULT_INT8_NAME, DEFAULT_MODEL_NAME, open_backend
-from pcb_inspect.training.deeppcb import read_split
+from pcb_inspect.inspect.deeppcb import read_split
 from pcb_inspect.training.evaluate import evaluate_runs, run_boards, write_report
 from pcb_inspect.training.export import export_onnx
 from pcb_inspect.training.quantize import (
@@ -40,7 +40,7 @@ def evaluate_variants(model: Path, data: Path, split: str, groups: list[str], ou
     results = {}
     for variant in ("clean", "moved", "defect-free"):
         t0 = time.perf_counter()
-        r = evaluate_runs(run_boards(inspector, records, variant, seed=0), inspector.policy.score_threshold)
+        r = evaluate_runs(run_boards(inspector, records, variant, seed=0), inspector.policy)
         r["seconds"] = time.perf_counter() - t0
         write_report(r, out / f"heldout-{variant}.json", out / f"plots-{variant}")
         r.pop("_table")

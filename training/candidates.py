@@ -17,13 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from pcb_inspect.inspect.crops import CROP_CHANNELS, build_crops
+from pcb_inspect.inspect.crops import build_crops
+from pcb_inspect.inspect.records import CROP_CHANNELS
 from pcb_inspect.inspect.engine import front_end
 from pcb_inspect.inspect.proposals import ProposalConfig
 from pcb_inspect.inspect.records import CLASSIFIER_CLASSES, GroundTruth, box_iou
 from pcb_inspect.inspect.registration import RegistrationConfig
-from pcb_inspect.training.deeppcb import PairRecord
-from pcb_inspect.training.degrade import VARIANTS, variant_pair
+from pcb_inspect.inspect.deeppcb import PairRecord
+from pcb_inspect.inspect.degrade import VARIANTS, variant_pair
 
 MATCH_IOU = 0.33
 IGNORE = -1

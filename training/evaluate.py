@@ -9,7 +9,6 @@ reported defect is a false call).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,57 +16,68 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pcb_inspect.inspect.atomic import atomic_write_text
 from pcb_inspect.inspect.engine import Inspector
-from pcb_inspect.inspect.records import Defect, GroundTruth
-from pcb_inspect.training.deeppcb import PairRecord
-from pcb_inspect.training.degrade import variant_pair
-from pcb_inspect.training.metrics import BoardEval, evaluate, format_per_class_table
+from pcb_inspect.inspect.errors import PcbInspectError
+from pcb_inspect.inspect.records import Defect, GroundTruth, Inspection, Verdict
+from pcb_inspect.inspect.verdict import VerdictPolicy
+from pcb_inspect.inspect.deeppcb import PairRecord
+from pcb_inspect.inspect.degrade import variant_pair
+from pcb_inspect.inspect.metrics import BoardEval, evaluate, format_per_class_table
 from pcb_inspect.training.plots import plot_confusion_matrix, plot_pr_curves
 
 @dataclass
 class BoardRun:
-    board_id: str
+    """One board as the line would have judged it, and what was truly on it."""
+
+    inspection: Inspection
     ground_truth: list[GroundTruth]
-    detections: list[Defect]
-    reported: list[Defect]
-    verdict: str
-    latency_ms: float
+
+    @property
+    def detections(self) -> list[Defect]:
+        """Everything the engine kept, reported or not: the precision-recall curve needs the weak ones too."""
+        return [*self.inspection.defects, *self.inspection.below_threshold]
 
 
 def run_boards(inspector: Inspector, records: Sequence[PairRecord], variant: str = "clean", seed: int = 0) -> list[BoardRun]:
+    """Inspect every board through ``Inspector.inspect`` (the line's own path); a board that cannot be read or
+    inspected is an ERROR run, scored as missing all its defects, and the batch goes on."""
     runs = []
     for i, rec in enumerate(tqdm(records, desc=f"inspect ({variant})")):
-        tested, template, gt = variant_pair(rec, variant, seed * 100_003 + i)
-        t0 = time.perf_counter()
-        detections, _ = inspector.detect(tested, template)
-        latency = (time.perf_counter() - t0) * 1e3
-        runs.append(
-            BoardRun(
-                rec.board_id,
-                gt,
-                detections,
-                inspector.policy.reported(detections),
-                str(inspector.policy.judge(detections)),
-                latency,
-            )
-        )
+        truth: list[GroundTruth] = []
+
+        def load(rec: PairRecord = rec, i: int = i) -> tuple[np.ndarray, np.ndarray]:
+            tested, template, gt = variant_pair(rec, variant, seed * 100_003 + i)
+            truth.extend(gt)
+            return tested, template
+
+        inspection = inspector.inspect_loaded(load, board_id=rec.board_id, source=str(rec.tested_path), frame_index=i)
+        if inspection.verdict is Verdict.ERROR and not truth and variant != "defect-free":
+            try:  # the images failed: the board's defects still count as missed
+                truth.extend(rec.load_ground_truth())
+            except PcbInspectError:
+                pass
+        runs.append(BoardRun(inspection, truth))
     return runs
 
 
-def evaluate_runs(runs: Sequence[BoardRun], score_threshold: float) -> dict:
-    """The JSON report: DeepPCB metrics plus board-level verdict counts and timing."""
-    report = evaluate([BoardEval(r.board_id, r.ground_truth, r.detections) for r in runs], score_threshold)
+def evaluate_runs(runs: Sequence[BoardRun], policy: VerdictPolicy) -> dict:
+    """The JSON report: DeepPCB metrics (at the policy's per-class thresholds) plus verdicts, errors, timing."""
+    report = evaluate([BoardEval(r.inspection.board_id, r.ground_truth, r.detections) for r in runs],
+                      policy.score_threshold, per_class=policy.per_class)
     out = report.to_dict()
-    verdicts = [r.verdict for r in runs]
+    verdicts = [str(r.inspection.verdict) for r in runs]
     defect_free = [r for r in runs if not r.ground_truth]
     out.update(
-        verdicts={v: verdicts.count(v) for v in ("PASS", "REVIEW", "FAIL")},
-        verdict_escapes=sum(1 for r in runs if r.ground_truth and r.verdict == "PASS"),
+        verdicts={v: verdicts.count(v) for v in ("PASS", "REVIEW", "FAIL", "ERROR")},
+        verdict_escapes=sum(1 for r in runs if r.ground_truth and r.inspection.verdict is Verdict.PASS),
+        errors=[{"board_id": r.inspection.board_id, "error": r.inspection.error}
+                for r in runs if r.inspection.verdict is Verdict.ERROR],
         defect_free_boards=len(defect_free),
         defect_free_clean_rate=(
-            sum(1 for r in defect_free if not r.reported) / len(defect_free) if defect_free else None
+            sum(1 for r in defect_free if not r.inspection.defects) / len(defect_free) if defect_free else None
         ),
-        latency_ms_mean=float(np.mean([r.latency_ms for r in runs])) if runs else 0.0,
+        latency_ms_mean=float(np.mean([r.inspection.latency_ms for r in runs])) if runs else 0.0,
     )
     out["_report"] = report
     return out
@@ -78,7 +88,7 @@ def write_report(result: dict, json_path: Path | None, plots_dir: Path | None) -
     report = result.pop("_report")
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result, indent=2))
+        atomic_write_text(json_path, json.dumps(result, indent=2))
     if plots_dir:
         plots_dir.mkdir(parents=True, exist_ok=True)
         plot_confusion_matrix(report, plots_dir / "confusion_matrix.png")

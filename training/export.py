@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from pcb_inspect.inspect.backends import OnnxRuntimeBackend, file_sha256
-from pcb_inspect.inspect.crops import CROP_CHANNELS
+from pcb_inspect.inspect.records import CROP_CHANNELS
 from pcb_inspect.inspect.errors import ConfigError, ModelError
 from pcb_inspect.models.contract import METADATA_KEY
 from pcb_inspect.training.torch_backend import load_checkpoint

@@ -11,7 +11,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pcb_inspect.training.metrics import DetectionReport
+from pcb_inspect.inspect.metrics import DetectionReport
 
 
 def _save(fig: Figure, path: str | Path) -> Path:

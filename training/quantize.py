@@ -22,7 +22,7 @@ from pcb_inspect.inspect.engine import Inspector
 from pcb_inspect.inspect.errors import ConfigError, ModelError
 from pcb_inspect.models.contract import METADATA_KEY, set_metrics
 from pcb_inspect.training.candidates import build_board_candidates, crops_as_float
-from pcb_inspect.training.deeppcb import read_split
+from pcb_inspect.inspect.deeppcb import read_split
 from pcb_inspect.training.evaluate import evaluate_runs, run_boards
 
 CALIBRATION_BATCH = 64
@@ -163,7 +163,7 @@ def _compare(fp32: Path, int8: Path, data: Path, split: str, crops: np.ndarray) 
         groups = set(backend.contract.training_data.get("val_groups", []))
         records = [r for r in read_split(data, split) if r.group in groups] or read_split(data, split)
         inspector = Inspector(backend)
-        result = evaluate_runs(run_boards(inspector, records), inspector.policy.score_threshold)
+        result = evaluate_runs(run_boards(inspector, records), inspector.policy)
         scores.append(result["f_score"])
         speeds.append(_time_per_crop(backend, crops))
     return QuantizationReport(scores[0], scores[1], speeds[0], speeds[1], len(records), False)

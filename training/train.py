@@ -37,9 +37,9 @@ from pcb_inspect.training.candidates import (
     build_crop_set,
     crops_as_float,
 )
-from pcb_inspect.training.deeppcb import read_split, split_by_group
-from pcb_inspect.training.degrade import VARIANTS
-from pcb_inspect.training.metrics import BoardEval, evaluate
+from pcb_inspect.inspect.deeppcb import read_split, split_by_group
+from pcb_inspect.inspect.degrade import VARIANTS
+from pcb_inspect.inspect.metrics import BoardEval, evaluate
 from pcb_inspect.training.torch_backend import TorchBackend
 
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pcb_inspect.inspect.crops import CROP_CHANNELS, build_crops, crop_windows
+from pcb_inspect.inspect.crops import build_crops, crop_windows
+from pcb_inspect.inspect.records import CROP_CHANNELS
 from pcb_inspect.inspect.engine import front_end
-from pcb_inspect.training.synthetic import generate_board
+from pcb_inspect.inspect.synthetic import generate_board
 
 
 def _reference_planes(tested: np.ndarray, template: np.ndarray, diff: np.ndarray, window: np.ndarray, size: int) -> np.ndarray:

@@ -66,7 +66,7 @@ def test_per_class_threshold_and_bad_policy() -> None:
 def test_inspect_gives_a_record_with_verdict_and_stage_times(shipped_model) -> None:  # noqa: ANN001
     from pcb_inspect.inspect.backends import OnnxRuntimeBackend
     from pcb_inspect.inspect.engine import Inspector
-    from pcb_inspect.training.synthetic import generate_board
+    from pcb_inspect.inspect.synthetic import generate_board
 
     inspector = Inspector(OnnxRuntimeBackend(shipped_model))
     board = generate_board(21)
@@ -93,3 +93,52 @@ def test_bad_frames_are_refused_with_one_line(tested, template, message: str) ->
 
     with pytest.raises(ImageError, match=message):
         front_end(tested, template)
+
+
+def test_bad_boards_become_error_inspections_not_exceptions(shipped_model) -> None:  # noqa: ANN001
+    from pcb_inspect.inspect.backends import OnnxRuntimeBackend
+    from pcb_inspect.inspect.engine import Inspector
+    from pcb_inspect.inspect.errors import ImageError
+    from pcb_inspect.inspect.synthetic import generate_board
+
+    inspector = Inspector(OnnxRuntimeBackend(shipped_model))
+    a, b = generate_board(3), generate_board(9)
+    wrong = inspector.inspect(a.template, b.template, board_id="wrong-template", frame_index=4)
+    assert wrong.verdict is Verdict.ERROR and not wrong.defects
+    assert "differs from its template over" in wrong.error and wrong.frame_index == 4
+    assert wrong.model_sha256 == inspector.backend.model_sha256 and wrong.candidates > 0
+    size = inspector.inspect(a.template, a.template[:, :600], board_id="size")
+    assert size.verdict is Verdict.ERROR and "differ in size" in size.error
+
+    def unreadable() -> tuple:
+        raise ImageError("x.jpg: JPEG is corrupt (bad Huffman code)")
+
+    broken = inspector.inspect_loaded(unreadable, board_id="broken", source="dir://boards")
+    assert broken.verdict is Verdict.ERROR and broken.error.startswith("x.jpg: JPEG is corrupt")
+    assert broken.source == "dir://boards"
+    good = inspector.inspect_loaded(lambda: (a.tested, a.template), board_id="good")
+    assert good.verdict is Verdict.FAIL and "decode" in good.stage_ms and good.registration["ok"] == 1.0
+    assert all(d.confidence < inspector.policy.threshold(d.cls) for d in good.below_threshold)
+
+
+def test_inspection_record_refuses_lies() -> None:
+    from pcb_inspect.inspect.records import Inspection
+
+    defect = Defect("short", 0.9, (0, 0, 5, 5))
+    with pytest.raises(ConfigError, match="PASS with 1 reported defect"):
+        Inspection("b", "PASS", [defect])
+    with pytest.raises(ConfigError, match="FAIL without a reported defect"):
+        Inspection("b", "FAIL")
+    with pytest.raises(ConfigError, match="ERROR verdict needs its reason"):
+        Inspection("b", "ERROR")
+    with pytest.raises(ConfigError, match="latency_ms"):
+        Inspection("b", "PASS", latency_ms=float("nan"))
+    with pytest.raises(ConfigError, match="frame_index"):
+        Inspection("b", "PASS", frame_index=-1)
+    with pytest.raises(ConfigError, match="model_sha256"):
+        Inspection("b", "PASS", model_sha256="abc")
+    ok = Inspection("b", "FAIL", [defect], stage_ms={"register": 2.0})
+    back = Inspection.from_dict(ok.to_dict())
+    assert back == ok
+    with pytest.raises(ConfigError, match="unknown fields"):
+        Inspection.from_dict({**ok.to_dict(), "surprise": 1})

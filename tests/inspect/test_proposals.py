@@ -10,8 +10,8 @@ from pcb_inspect.inspect.engine import front_end
 from pcb_inspect.inspect.errors import ConfigError
 from pcb_inspect.inspect.proposals import ProposalConfig, tolerant_difference
 from pcb_inspect.inspect.records import box_iou
-from pcb_inspect.training.degrade import move_and_degrade, transform_ground_truth
-from pcb_inspect.training.synthetic import generate_board
+from pcb_inspect.inspect.degrade import move_and_degrade, transform_ground_truth
+from pcb_inspect.inspect.synthetic import generate_board
 
 
 def _recall(boxes: list, truth: list) -> float:
@@ -70,7 +70,7 @@ def test_bad_config_names_the_field() -> None:
 
 def test_candidate_recall_on_real_deeppcb(deeppcb_root: Path) -> None:
     """The proposal stage must hand the classifier at least 99% of annotated defects (IoU > 0.33)."""
-    from pcb_inspect.training.deeppcb import read_split
+    from pcb_inspect.inspect.deeppcb import read_split
 
     records = read_split(deeppcb_root, "PCBData/trainval.txt")[::4]
     hits = total = 0

@@ -5,8 +5,8 @@ import pytest
 
 from pcb_inspect.inspect.errors import ConfigError
 from pcb_inspect.inspect.registration import RegistrationConfig, register, warp_template
-from pcb_inspect.training.degrade import move_and_degrade
-from pcb_inspect.training.synthetic import generate_board
+from pcb_inspect.inspect.degrade import move_and_degrade
+from pcb_inspect.inspect.synthetic import generate_board
 
 CORNERS = np.array([[0, 0, 1], [639, 0, 1], [0, 639, 1], [639, 639, 1]], float).T
 

@@ -26,7 +26,7 @@ def run_dir(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def test_training_writes_checkpoints_and_history(run_dir: Path, synthetic_root: Path) -> None:
-    from pcb_inspect.training.deeppcb import read_split, split_by_group
+    from pcb_inspect.inspect.deeppcb import read_split, split_by_group
 
     train_records, val_records = split_by_group(read_split(synthetic_root, "PCBData/trainval.txt"))
     assert (run_dir / "best.pt").is_file() and (run_dir / "last.pt").is_file()

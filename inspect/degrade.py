@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from pcb_inspect.inspect.records import Box, GroundTruth
-from pcb_inspect.training.deeppcb import PairRecord
+from pcb_inspect.inspect.deeppcb import PairRecord
 
 Range = tuple[float, float]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pcb_inspect.inspect.errors import DataError
+from pcb_inspect.inspect.errors import DataError, ImageError
 from pcb_inspect.inspect.imageio import read_gray
 from pcb_inspect.inspect.records import GroundTruth, class_from_type_id
 
@@ -35,21 +35,27 @@ class PairRecord:
     annotation_path: Path
 
     def load_images(self) -> tuple[np.ndarray, np.ndarray]:
-        """(tested, template) as 2-D uint8 gray."""
-        return read_gray(self.tested_path), read_gray(self.template_path)
+        """(tested, template) as 2-D uint8 gray, of one size (else ImageError naming both files)."""
+        tested, template = read_gray(self.tested_path), read_gray(self.template_path)
+        if tested.shape != template.shape:
+            raise ImageError(f"{self.tested_path} ({tested.shape[1]}x{tested.shape[0]}) and its template "
+                             f"{self.template_path} ({template.shape[1]}x{template.shape[0]}) differ in size")
+        return tested, template
 
     def load_ground_truth(self) -> list[GroundTruth]:
         return read_annotations(self.annotation_path)
 
 
 def read_annotations(path: Path) -> list[GroundTruth]:
-    """Parse a DeepPCB annotation file; commas or spaces both accepted, blank lines ignored."""
+    """Parse a DeepPCB annotation file; commas or spaces both accepted, blank lines and a UTF-8 BOM ignored."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"{path}: annotation file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read annotation file ({exc})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: annotation file is not UTF-8 text") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read annotation file ({exc.strerror or exc})") from None
     boxes: list[GroundTruth] = []
     for line_no, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
@@ -61,7 +67,7 @@ def read_annotations(path: Path) -> list[GroundTruth]:
         try:
             x1, y1, x2, y2, type_id = (int(float(f)) for f in fields)
             boxes.append(GroundTruth(class_from_type_id(type_id), (x1, y1, x2, y2)))
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise DataError(f"{path}:{line_no}: {exc} in {line!r}") from None
     return boxes
 
@@ -75,37 +81,86 @@ def _resolve_split(data_dir: Path, split: str | Path) -> Path:
     return split_path
 
 
-def read_split(data_dir: str | Path, split: str | Path) -> list[PairRecord]:
-    """Read a split list; every named file must exist.
+@dataclass
+class SplitScan:
+    """A split list read line by line: the usable pairs, the lines that are not (each one line naming the
+    list, the line number and what is wrong) and notes (repeated lines, counted once)."""
 
-    Paths in the list are relative to the list's own folder (``PCBData/``), as in the dataset.
+    records: list[PairRecord]
+    problems: list[str]
+    notes: list[str]
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def scan_split(data_dir: str | Path, split: str | Path, need_annotations: bool = True) -> SplitScan:
+    """Read a split list without stopping at a bad line, so a batch can finish the good pairs.
+
+    Paths in the list are relative to the list's own folder (``PCBData/``), as in the dataset, and must stay
+    inside ``data_dir``. A line repeated is counted once.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"{data_dir}: dataset folder not found")
     split_path = _resolve_split(data_dir, split)
+    try:
+        text = split_path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{split_path}: split list is not UTF-8 text") from None
+    except OSError as exc:
+        raise DataError(f"{split_path}: cannot read split list ({exc.strerror or exc})") from None
     root = split_path.parent
-    records: list[PairRecord] = []
-    for line_no, line in enumerate(split_path.read_text().splitlines(), start=1):
+    scan = SplitScan([], [], [])
+    seen: dict[str, int] = {}
+    for line_no, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line:
             continue
+        where = f"{split_path}:{line_no}"
         fields = line.split()
         if len(fields) != 2:
-            raise DataError(f"{split_path}:{line_no}: expected 'image.jpg annotation.txt', got {line!r}")
+            scan.problems.append(f"{where}: expected 'image.jpg annotation.txt', got {line!r}")
+            continue
         image_rel, ann_rel = fields
+        if Path(image_rel).is_absolute() or Path(ann_rel).is_absolute():
+            scan.problems.append(f"{where}: absolute path in {line!r}; paths are relative to {root}")
+            continue
+        if image_rel in seen:
+            scan.notes.append(f"{where}: repeats line {seen[image_rel]} ({image_rel}); counted once")
+            continue
+        seen[image_rel] = line_no
         stem = Path(image_rel).with_suffix("")
-        tested = root / f"{stem}_test.jpg"
-        template = root / f"{stem}_temp.jpg"
-        annotation = root / ann_rel
-        for path, what in ((tested, "tested image"), (template, "template image"), (annotation, "annotation")):
-            if not path.is_file():
-                raise DataError(f"{split_path}:{line_no}: {what} {path} not found")
+        tested, template, annotation = root / f"{stem}_test.jpg", root / f"{stem}_temp.jpg", root / ann_rel
+        if not all(_inside(p, data_dir) for p in (tested, template, annotation)):
+            scan.problems.append(f"{where}: {line!r} points outside the dataset folder {data_dir}")
+            continue
+        wanted = ((tested, "tested image"), (template, "template image"))
+        missing = [f"{what} {path} not found" for path, what in wanted if not path.is_file()]
+        if need_annotations and not annotation.is_file():
+            missing.append(f"annotation {annotation} not found")
+        if missing:
+            scan.problems.append(f"{where}: {'; '.join(missing)}")
+            continue
         group = Path(image_rel).parts[0]
-        records.append(PairRecord(stem.name, group, tested, template, annotation))
-    if not records:
+        scan.records.append(PairRecord(stem.name, group, tested, template, annotation))
+    if not scan.records and not scan.problems:
         raise DataError(f"{split_path}: split list names no pairs")
-    return records
+    return scan
+
+
+def read_split(data_dir: str | Path, split: str | Path, need_annotations: bool = True) -> list[PairRecord]:
+    """Read a split list; every named file must exist (the first bad line raises DataError naming it)."""
+    scan = scan_split(data_dir, split, need_annotations)
+    if scan.problems:
+        extra = f" (and {len(scan.problems) - 1} more bad lines)" if len(scan.problems) > 1 else ""
+        raise DataError(scan.problems[0] + extra)
+    return scan.records
 
 
 def split_by_group(

@@ -9,7 +9,7 @@ import pytest
 
 from pcb_inspect.inspect.errors import ConfigError
 from pcb_inspect.inspect.records import DEFECT_CLASSES, Defect, GroundTruth, box_iou
-from pcb_inspect.training.metrics import (
+from pcb_inspect.inspect.metrics import (
     BoardEval,
     average_precision,
     evaluate,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pcb_inspect.inspect.records import GroundTruth
-from pcb_inspect.training.degrade import Degraded, move_and_degrade, transform_box, transform_ground_truth
+from pcb_inspect.inspect.degrade import Degraded, move_and_degrade, transform_box, transform_ground_truth
 
 CLEAN = {"blur_sigma": (0.0, 0.0), "noise_sigma": (0.0, 0.0), "gain": (1.0, 1.0), "offset": (0.0, 0.0)}
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pcb_inspect.inspect.records import DEFECT_CLASSES, class_from_type_id
-from pcb_inspect.training.synthetic import STYLES, SyntheticBoard, generate_board, write_dataset
+from pcb_inspect.inspect.synthetic import STYLES, SyntheticBoard, generate_board, write_dataset
 
 SIZE = 640
 REMOVES_COPPER = {"open", "mousebite", "pin-hole"}  # copper (0) turns substrate (255); the rest add copper

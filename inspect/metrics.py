@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -257,9 +257,12 @@ def evaluate(
     iou_threshold: float = DEEPPCB_IOU,
     *,
     ap_method: str = "deeppcb",
+    per_class: Mapping[str, float] | None = None,
 ) -> DetectionReport:
-    """Score detections the DeepPCB way: P/R/F at ``score_threshold``, AP over all predictions."""
+    """Score detections the DeepPCB way: P/R/F at ``score_threshold`` (or a class's own threshold in
+    ``per_class``, as the verdict policy reports them), AP over all predictions."""
     score_threshold = _check_unit(score_threshold, "score_threshold")
+    thresholds = {c: _check_unit((per_class or {}).get(c, score_threshold), f"threshold {c}") for c in DEFECT_CLASSES}
     iou_threshold = _check_unit(iou_threshold, "iou_threshold")
     if ap_method not in AP_METHODS:
         raise MetricsInputError(f"ap_method must be one of {', '.join(AP_METHODS)}, got {ap_method!r}")
@@ -283,7 +286,7 @@ def evaluate(
             scored[p.cls].append(pooled[-1])
         for g in b.ground_truth:
             counts[g.cls]["gt"] += 1
-        kept = [i for i in order if b.predictions[i].confidence >= score_threshold]
+        kept = [i for i in order if b.predictions[i].confidence >= thresholds[b.predictions[i].cls]]
         for i in kept:
             counts[b.predictions[i].cls]["det"] += 1
             if i in found:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pcb_inspect.inspect.errors import DataError
-from pcb_inspect.training.deeppcb import read_annotations, read_split, split_by_group
+from pcb_inspect.inspect.deeppcb import read_annotations, read_split, split_by_group
 
 
 def _pair(root: Path, group: str, board: str, ann: str) -> str:
