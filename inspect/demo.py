@@ -78,11 +78,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
                        max_frames=args.max_frames, workers=args.workers)
     pictures = PictureSink(args.out, args.pictures)
     runtime = build_runtime(config, work / "demo.db", work / "rejects", (args.keep_rejects, args.keep_rejects_mb),
-                            extra_sinks=[pictures])
+                            extra_sinks=[pictures], args=args)
     print(f"demo: {source}  model {runtime.inspector.backend.model_sha256[:12]} ({runtime.inspector.backend.name})"
           f"  results {work / 'demo.db'}  (Ctrl-C to stop)", flush=True)
     http = _free_http(args.http) if args.http == DEFAULT_HTTP else args.http
-    status = run_station(runtime, http)
+    status = run_station(runtime, http, args)
     if pictures.boards:
         r = evaluate(pictures.boards, runtime.inspector.policy.score_threshold,
                      per_class=runtime.inspector.policy.per_class)

@@ -48,6 +48,9 @@ def add_run_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
     p.add_argument("--workers", type=positive_int, default=2, help="inspection worker processes (default 2)")
     p.add_argument("--keep-rejects", type=positive_int, default=1000, help="reject boards whose pictures are kept")
     p.add_argument("--keep-rejects-mb", type=positive_int, default=500, help="megabytes of reject pictures kept")
+    from pcb_inspect.inspect import extensions
+
+    extensions.add_options(p)
 
 
 def add_demo_options(p: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ from pcb_inspect.inspect.options import DEFAULT_HTTP
 from pcb_inspect.inspect.runtime import RunConfig, Runtime
 
 def build_runtime(config: RunConfig, db: Path | None, rejects: Path | None, keep: tuple[int, int],
-                  extra_sinks: list | None = None) -> Runtime:
+                  extra_sinks: list | None = None, args: argparse.Namespace | None = None) -> Runtime:
     """Check and open everything in the order that fails cheapest first."""
     from pcb_inspect.inspect.engine import Inspector
     from pcb_inspect.inspect.sinks.rejects import RejectImageSink
@@ -29,7 +29,11 @@ def build_runtime(config: RunConfig, db: Path | None, rejects: Path | None, keep
     from pcb_inspect.inspect.workers import WorkerSpec
     from pcb_inspect.models.registry import open_backend, resolve_model
 
+    from pcb_inspect.inspect import extensions
+
     sinks = list(extra_sinks or [])
+    if args is not None:  # the line's I/O and the operator page, as their options ask
+        sinks += extensions.make_sinks(args)
     if db is not None:
         sinks.insert(0, SQLiteSink(db))
     if rejects is not None:
@@ -43,13 +47,18 @@ def build_runtime(config: RunConfig, db: Path | None, rejects: Path | None, keep
     return Runtime(config, source, inspector, spec, sinks)
 
 
-def serve(runtime: Runtime, address: str):  # noqa: ANN201 - HttpServer | None
+def serve(runtime: Runtime, address: str, args: argparse.Namespace | None = None):  # noqa: ANN201
+    """The runtime's HTTP app (status, health, and what the extensions mount) on ``address``; None for 'off'."""
     if address.lower() == "off":
         return None
+    from pcb_inspect.inspect import extensions
     from pcb_inspect.inspect.server import HttpServer, create_app, parse_hostport
 
     host, port = parse_hostport(address)
-    server = HttpServer(create_app(runtime), host, port)
+    app = create_app(runtime)
+    if args is not None:
+        extensions.mount(app, runtime, args)
+    server = HttpServer(app, host, port)
     server.start()
     return server
 
@@ -66,12 +75,12 @@ def _progress(runtime: Runtime) -> None:
           f"p99 {s['p99_ms']:.0f} ms  source {s['source_state']}", flush=True)
 
 
-def run_station(runtime: Runtime, http: str) -> int:
+def run_station(runtime: Runtime, http: str, args: argparse.Namespace | None = None) -> int:
     """Start, serve, loop until done or signalled, then print the summary. 0 when every board was judged."""
     from pcb_inspect.edge_deploy import sdnotify
 
     runtime.start()
-    server = serve(runtime, http)
+    server = serve(runtime, http, args)
     sdnotify.notify("READY=1")  # under systemd (Type=notify): the station is serving
     if server is not None:
         print(f"station {runtime.config.station}: status at {server.url}/api/status  health {server.url}/healthz",
@@ -120,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = RunConfig(source=args.source, template=args.template, model=args.model, backend=args.backend,
                        station=args.station, max_frames=args.max_frames, workers=args.workers, loop=args.loop)
     rejects = args.db.with_name(args.db.stem + "_rejects")
-    runtime = build_runtime(config, args.db, rejects, (args.keep_rejects, args.keep_rejects_mb))
+    runtime = build_runtime(config, args.db, rejects, (args.keep_rejects, args.keep_rejects_mb), args=args)
     print(f"model {runtime.inspector.backend.model_sha256[:12]} ({runtime.inspector.backend.name})  source "
           f"{runtime.source.uri}  results {args.db}", flush=True)
-    return run_station(runtime, args.http)
+    return run_station(runtime, args.http, args)

@@ -8,7 +8,11 @@ of the main process around one shared classifier.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,8 +51,22 @@ class Done:
 _worker: tuple[Inspector, WorkerSpec] | None = None
 
 
-def _init_worker(spec: WorkerSpec) -> None:
+def _die_with_parent(parent: int) -> None:
+    """A station killed with ``kill -9`` must not leave its workers behind holding the camera's frames and the
+    terminal's pipes: on Linux the kernel sends them SIGKILL when the parent goes."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _init_worker(spec: WorkerSpec, parent: int) -> None:
     global _worker
+    _die_with_parent(parent)
     cv2.setNumThreads(1)
     keep_freed_memory()
     from pcb_inspect.models.registry import open_backend
@@ -101,7 +119,7 @@ class WorkerPool:
         if self.processes:  # spawned, not forked: the loop has threads (capture, sinks, HTTP) whose locks a fork
             # would copy mid-use into the child (a worker that hangs at its first board)
             self.executor: Executor = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(spec,))
+                workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(spec, os.getpid()))
         else:
             self.executor = ThreadPoolExecutor(workers, thread_name_prefix="inspect")
 
