@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from pcb_inspect.inspect.atomic import atomic_write_text, check_writable_dir, check_writable_file
+from pcb_inspect.inspect.atomic import atomic_write_text, check_writable_dir, check_writable_file, discard
 from pcb_inspect.inspect.errors import ConfigError
 from pcb_inspect.inspect.records import Verdict
 
@@ -29,63 +29,89 @@ def open_inspector(args: argparse.Namespace, threads: int = 0):  # noqa: ANN201
     return Inspector(open_backend(args.model, backend=args.backend, threads=threads))
 
 
-def read_records(args: argparse.Namespace, need_annotations: bool = True) -> tuple[list, list[str]]:
-    """The split's usable pairs (filtered by --groups, cut by --limit) and its bad lines, printed as they are."""
+def read_records(
+    args: argparse.Namespace, need_annotations: bool = True, parse_annotations: bool = False
+) -> tuple[list, list[str]]:
+    """The split's usable pairs (filtered by --groups, cut by --limit) and its bad lines, printed as they are.
+
+    ``parse_annotations``: refuse a pair whose annotation file does not parse (eval scores them)."""
+    records, problems, _ = _scan(args, need_annotations, parse_annotations)
+    return records, problems
+
+
+def _scan(
+    args: argparse.Namespace, need_annotations: bool, parse_annotations: bool = False
+) -> tuple[list, list[str], list[str]]:
+    """read_records, plus the board ids of refused lines in the chosen groups (their old results would lie)."""
     from pcb_inspect.inspect.deeppcb import scan_split
 
-    scan = scan_split(args.data, args.split, need_annotations)
+    scan = scan_split(args.data, args.split, need_annotations, parse_annotations)
     for line in scan.notes:
         print(f"note: {line}", file=sys.stderr)
     for line in scan.problems:
         print(f"skipped: {line}", file=sys.stderr)
     records = scan.records
-    if getattr(args, "groups", None):
-        wanted = set(args.groups.split(","))
+    wanted = set(args.groups.split(",")) if getattr(args, "groups", None) else None
+    if wanted:
         records = [r for r in records if r.group in wanted]
         if not records:
             raise ConfigError(f"--groups {args.groups}: no pairs of these groups in {args.split}")
     if not records:
-        raise ConfigError(f"{args.split}: no usable pairs ({len(scan.problems)} bad lines)")
-    return (records[: args.limit] if getattr(args, "limit", None) else records), scan.problems
+        raise ConfigError(f"{args.split}: no usable pairs ({_count(len(scan.problems), 'bad line')})")
+    refused = [board for board, group in scan.refused if wanted is None or group in wanted]
+    return (records[: args.limit] if getattr(args, "limit", None) else records), scan.problems, refused
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """One result file per board, each written whole; a board that fails leaves none (an old one is removed)."""
     if args.format != "deeppcb":
         raise ConfigError(f"--format {args.format}: only 'deeppcb' is supported")
     check_writable_dir(args.out, "--out")
     inspector = open_inspector(args)
-    records, problems = read_records(args, need_annotations=False)
+    records, problems, refused = _scan(args, need_annotations=False)
+    good = {rec.board_id for rec in records}
+    for board_id in refused:
+        if board_id not in good:
+            discard(args.out / f"{board_id}.txt")
     from tqdm import tqdm
 
     failed = 0
-    for i, rec in enumerate(tqdm(records, desc="predict")):
+    for i, rec in enumerate(tqdm(records, desc="predict", disable=None)):  # no bar when stderr is a log
         result = args.out / f"{rec.board_id}.txt"
         inspection = inspector.inspect_loaded(rec.load_images, board_id=rec.board_id, source=str(rec.tested_path),
                                               frame_index=i)
-        if inspection.verdict is Verdict.ERROR:
+        error = inspection.error if inspection.verdict is Verdict.ERROR else None
+        if error is None:
+            chosen = inspection.defects if args.min_score is None else [
+                d for d in (*inspection.defects, *inspection.below_threshold) if d.confidence >= args.min_score]
+            try:
+                atomic_write_text(result, "".join(
+                    f"{d.box[0]},{d.box[1]},{d.box[2]},{d.box[3]},{d.confidence:.4f},{d.cls}\n" for d in chosen))
+            except OSError as exc:
+                error = f"cannot write {result} ({exc.strerror or exc})"
+        if error is not None:
             failed += 1
-            result.unlink(missing_ok=True)  # a result from an earlier run would now lie about this board
-            tqdm.write(f"board {rec.board_id}: {inspection.error}", file=sys.stderr)
-            continue
-        chosen = inspection.defects if args.min_score is None else [
-            d for d in (*inspection.defects, *inspection.below_threshold) if d.confidence >= args.min_score]
-        atomic_write_text(result, "".join(
-            f"{d.box[0]},{d.box[1]},{d.box[2]},{d.box[3]},{d.confidence:.4f},{d.cls}\n" for d in chosen))
-    print(f"wrote {len(records) - failed} result files to {args.out}"
-          + (f"; {failed} boards failed" if failed else "") + (f"; {len(problems)} bad split lines" if problems else ""))
+            discard(result)  # a result from an earlier run would now lie about this board
+            tqdm.write(f"board {rec.board_id}: {error}", file=sys.stderr)
+    print(f"wrote {_count(len(records) - failed, 'result file')} to {args.out}"
+          + (f"; {_count(failed, 'board')} failed" if failed else "")
+          + (f"; {_count(len(problems), 'bad split line')}" if problems else ""))
     return PARTIAL if failed or problems else 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from pcb_inspect.training.evaluate import evaluate_runs, run_boards, write_report
 
-    for path, what in ((args.json, "--json"),):
-        if path:
-            check_writable_file(path, what)
+    if args.json:
+        check_writable_file(args.json, "--json")
     if args.plots:
         check_writable_dir(args.plots, "--plots")
     inspector = open_inspector(args)
-    records, problems = read_records(args)
+    records, problems = read_records(args, parse_annotations=True)
     t0 = time.perf_counter()
     runs = run_boards(inspector, records, args.variant, args.seed)
     result = evaluate_runs(runs, inspector.policy)
@@ -100,6 +126,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"F-score {result['f_score']:.4f}  AP {result['ap'] or 0:.4f}  mAP {result['mean_ap'] or 0:.4f}  "
         f"escapes {result['escapes']}  mean matched IoU {result['mean_matched_iou'] or 0:.3f}  "
         f"errors {len(result['errors'])}  ({result['seconds']:.1f} s)"
+        + (f"; {_count(len(problems), 'bad split line')} skipped" if problems else "")
     )
     if result["defect_free_boards"]:
         print(f"defect-free boards with no defect reported: {result['defect_free_clean_rate']:.4f}")

@@ -8,11 +8,13 @@ raises :class:`DataError` naming the file and line.
 
 from __future__ import annotations
 
+import math
+import os
 import random
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,16 +48,32 @@ class PairRecord:
         return read_annotations(self.annotation_path)
 
 
+def _read_text(path: Path, what: str) -> str:
+    """A list or annotation file as text (a UTF-8 BOM dropped); one DataError naming the file otherwise."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a BOM, as Windows editors write it
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_no = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}:{line_no}: {what} is not UTF-8 text (byte 0x{data[exc.start]:02x})") from None
+
+
+def _whole(field_text: str) -> int:
+    value = float(field_text)  # DeepPCB writes whole numbers; "12.0" is accepted as 12
+    if not math.isfinite(value):
+        raise ValueError(f"{field_text!r} is not a finite number")
+    return int(value)
+
+
 def read_annotations(path: Path) -> list[GroundTruth]:
     """Parse a DeepPCB annotation file; commas or spaces both accepted, blank lines and a UTF-8 BOM ignored."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: annotation file not found") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: annotation file is not UTF-8 text") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read annotation file ({exc.strerror or exc})") from None
+    text = _read_text(Path(path), "annotation file")
     boxes: list[GroundTruth] = []
     for line_no, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
@@ -65,9 +83,9 @@ def read_annotations(path: Path) -> list[GroundTruth]:
         if len(fields) != 5:
             raise DataError(f"{path}:{line_no}: expected 'x1 y1 x2 y2 type', got {line!r}")
         try:
-            x1, y1, x2, y2, type_id = (int(float(f)) for f in fields)
+            x1, y1, x2, y2, type_id = (_whole(f) for f in fields)
             boxes.append(GroundTruth(class_from_type_id(type_id), (x1, y1, x2, y2)))
-        except (ValueError, OverflowError) as exc:
+        except ValueError as exc:
             raise DataError(f"{path}:{line_no}: {exc} in {line!r}") from None
     return boxes
 
@@ -76,6 +94,8 @@ def _resolve_split(data_dir: Path, split: str | Path) -> Path:
     split_path = Path(split)
     if not split_path.is_absolute():
         split_path = data_dir / split_path
+    if split_path.is_dir():
+        raise DataError(f"{split_path}: is a folder, not a split list file (e.g. PCBData/test.txt)")
     if not split_path.is_file():
         raise DataError(f"{split_path}: split list not found (give it relative to --data, e.g. PCBData/test.txt)")
     return split_path
@@ -89,66 +109,96 @@ class SplitScan:
     records: list[PairRecord]
     problems: list[str]
     notes: list[str]
+    #: (board id, group) of each refused line that names a board, so a batch can drop its earlier results
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _inside(path: Path, root: Path) -> bool:
+    """Lexically inside: '..' and absolute paths may not leave the dataset; symlinked folders in it may."""
+    path_text, root_text = os.path.abspath(path), os.path.abspath(root)
+    return os.path.commonpath([path_text, root_text]) == root_text
+
+
+def _pair(fields: list[str], root: Path, data_dir: Path, need_annotations: bool) -> PairRecord | str:
+    """The pair a split line names, or what is wrong with it."""
+    image_rel, ann_rel = fields
+    stem = Path(image_rel).with_suffix("")
+    tested, template, annotation = root / f"{stem}_test.jpg", root / f"{stem}_temp.jpg", root / ann_rel
+    if not all(_inside(p, data_dir) for p in (tested, template, annotation)):
+        return f"{' '.join(fields)!r} points outside the dataset folder {data_dir}"
+    wanted = ((tested, "tested image"), (template, "template image"))
+    missing = [f"{what} {path} not found" for path, what in wanted if not path.is_file()]
+    if need_annotations and not annotation.is_file():
+        missing.append(f"annotation {annotation} not found")
+    if missing:
+        return "; ".join(missing)
+    return PairRecord(stem.name, Path(image_rel).parts[0], tested, template, annotation)
+
+
+def _bad_annotation(path: Path) -> str | None:
+    """What is wrong with an annotation file, as its own ``file:line: ...``; None when it reads."""
     try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
+        read_annotations(path)
+    except DataError as exc:
+        return str(exc)
+    return None
 
 
-def scan_split(data_dir: str | Path, split: str | Path, need_annotations: bool = True) -> SplitScan:
+def scan_split(
+    data_dir: str | Path, split: str | Path, need_annotations: bool = True, parse_annotations: bool = False
+) -> SplitScan:
     """Read a split list without stopping at a bad line, so a batch can finish the good pairs.
 
     Paths in the list are relative to the list's own folder (``PCBData/``), as in the dataset, and must stay
-    inside ``data_dir``. A line repeated is counted once.
+    inside ``data_dir``. A line repeated is counted once. With ``parse_annotations`` (scoring: eval) each
+    annotation file is parsed too, so a pair whose ground truth cannot be read is refused here, its own
+    ``file:line`` named, rather than scored as a board without defects.
     """
     data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"{data_dir}: is a file, not the dataset folder (the one that holds PCBData/)")
     if not data_dir.is_dir():
         raise DataError(f"{data_dir}: dataset folder not found")
     split_path = _resolve_split(data_dir, split)
-    try:
-        text = split_path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataError(f"{split_path}: split list is not UTF-8 text") from None
-    except OSError as exc:
-        raise DataError(f"{split_path}: cannot read split list ({exc.strerror or exc})") from None
+    text = _read_text(split_path, "split list")
     root = split_path.parent
     scan = SplitScan([], [], [])
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, str]] = {}
     for line_no, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line:
             continue
         where = f"{split_path}:{line_no}"
         fields = line.split()
-        if len(fields) != 2:
+        if len(fields) != 2 or not Path(fields[0]).name:
             scan.problems.append(f"{where}: expected 'image.jpg annotation.txt', got {line!r}")
             continue
         image_rel, ann_rel = fields
+        board = (Path(image_rel).stem, Path(image_rel).parts[0])
         if Path(image_rel).is_absolute() or Path(ann_rel).is_absolute():
             scan.problems.append(f"{where}: absolute path in {line!r}; paths are relative to {root}")
+            scan.refused.append(board)
             continue
-        if image_rel in seen:
-            scan.notes.append(f"{where}: repeats line {seen[image_rel]} ({image_rel}); counted once")
+        key = os.path.normpath(image_rel)
+        if key in seen:
+            first, first_ann = seen[key]
+            if os.path.normpath(ann_rel) == first_ann:
+                scan.notes.append(f"{where}: repeats line {first} ({image_rel}); counted once")
+            else:
+                scan.problems.append(f"{where}: repeats {image_rel} of line {first} with another annotation "
+                                     f"({ann_rel}, not {first_ann}); line {first} is used")
             continue
-        seen[image_rel] = line_no
-        stem = Path(image_rel).with_suffix("")
-        tested, template, annotation = root / f"{stem}_test.jpg", root / f"{stem}_temp.jpg", root / ann_rel
-        if not all(_inside(p, data_dir) for p in (tested, template, annotation)):
-            scan.problems.append(f"{where}: {line!r} points outside the dataset folder {data_dir}")
-            continue
-        wanted = ((tested, "tested image"), (template, "template image"))
-        missing = [f"{what} {path} not found" for path, what in wanted if not path.is_file()]
-        if need_annotations and not annotation.is_file():
-            missing.append(f"annotation {annotation} not found")
-        if missing:
-            scan.problems.append(f"{where}: {'; '.join(missing)}")
-            continue
-        group = Path(image_rel).parts[0]
-        scan.records.append(PairRecord(stem.name, group, tested, template, annotation))
+        seen[key] = (line_no, os.path.normpath(ann_rel))
+        pair = _pair(fields, root, data_dir, need_annotations)
+        if isinstance(pair, str):
+            problem: str | None = f"{where}: {pair}"
+        else:
+            problem = _bad_annotation(pair.annotation_path) if parse_annotations else None
+        if problem:
+            scan.problems.append(problem)
+            scan.refused.append(board)
+        else:
+            scan.records.append(pair)
     if not scan.records and not scan.problems:
         raise DataError(f"{split_path}: split list names no pairs")
     return scan

@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+from pcb_inspect.inspect.errors import PcbInspectError
 from pcb_inspect.inspect.options import DEFAULT_HTTP
 from pcb_inspect.inspect.runtime import RunConfig, Runtime
 
@@ -99,8 +100,16 @@ def run_station(runtime: Runtime, http: str, args: argparse.Namespace | None = N
             sdnotify.notify("STOPPING=1")
             runtime.stop()
 
+        def on_hangup(_signum: int, _frame: object) -> None:
+            print("SIGHUP: loading the model again beside the running one", file=sys.stderr, flush=True)
+            try:
+                runtime.swap.request(None)
+            except PcbInspectError as exc:
+                print(f"SIGHUP: {exc}", file=sys.stderr, flush=True)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     try:
         summary = runtime.run()
     finally:

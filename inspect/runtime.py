@@ -22,6 +22,7 @@ from pcb_inspect.inspect.records import Inspection
 from pcb_inspect.inspect.sinks.base import Result, Sink
 from pcb_inspect.inspect.sources.base import Frame, Source, SourceEnded, SourceError
 from pcb_inspect.inspect.stats import LineStats
+from pcb_inspect.inspect.swap import ModelSwap
 from pcb_inspect.inspect.workers import Done, WorkerPool, WorkerSpec
 
 CHUNK = 8  # frames a worker task may carry when a backlog has built up
@@ -111,6 +112,7 @@ class Runtime:
         self._capture_done = threading.Event()
         self._queue = FrameQueue(config.queue_size, source.live)
         self._pool: WorkerPool | None = None
+        self.swap = ModelSwap(self)
         self.on_tick = None  # called about once a second from the loop (progress lines, watchdog pings)
 
     # ---- what the HTTP app reads
@@ -127,6 +129,7 @@ class Runtime:
             "model": str(getattr(self.inspector.backend, "path", "")),
             "backend": self.inspector.backend.name,
             "workers": self.config.workers,
+            "model_swap": self.swap.status(),
             "sinks": [s.status() for s in self.sinks],
         }
 
@@ -165,6 +168,7 @@ class Runtime:
         next_tick = time.monotonic() + 1.0
         try:
             while True:
+                self._switch_model()
                 while len(inflight) < depth:
                     backlog = len(self._queue) > 1
                     batch = self._queue.take(CHUNK if backlog else 1, 0.0 if inflight else 0.05)
@@ -188,10 +192,21 @@ class Runtime:
             for future, frames in inflight:  # finish what is in flight: every captured board gets its result
                 self._emit(future, frames)
             self._pool.close()
+            self.swap.close()
             for sink in self.sinks:
                 sink.close(timeout=30)
             self.source.close()
         return self.stats.summary()
+
+    def _switch_model(self) -> None:
+        """Frames submitted from now on go to the new model's workers; the old ones finish what they hold."""
+        ready = self.swap.take()
+        if ready is None:
+            return
+        old = self._pool
+        self.inspector, self.spec, self._pool = ready
+        threading.Thread(target=old.close, name="retire-workers", daemon=True).start()
+        print(f"model swapped: now {self.inspector.backend.model_sha256[:12]} ({self.spec.model})", flush=True)
 
     def _emit(self, future: Future, frames: list[Frame]) -> None:
         try:
@@ -207,7 +222,8 @@ class Runtime:
         for frame, done in zip(frames, results, strict=True):
             self.stats.record(done.inspection, done_at)
             image = done.image if done.image is not None else (frame.image if self.spec.images != "none" else None)
-            result = Result(done.inspection, image=image, template=frame.template, truth=frame.truth)
+            template = done.template if done.template is not None else frame.template
+            result = Result(done.inspection, image=image, template=template, truth=frame.truth)
             for sink in self.sinks:
                 sink.submit(result)
 

@@ -8,11 +8,9 @@ of the main process around one shared classifier.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
-import signal
-import sys
+import threading
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,22 +44,23 @@ class Done:
 
     inspection: Inspection
     image: np.ndarray | None = None
+    template: np.ndarray | None = None  # the template it was judged against, with the image
 
 
 _worker: tuple[Inspector, WorkerSpec] | None = None
 
 
 def _die_with_parent(parent: int) -> None:
-    """A station killed with ``kill -9`` must not leave its workers behind holding the camera's frames and the
-    terminal's pipes: on Linux the kernel sends them SIGKILL when the parent goes."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before prctl took effect
+    """A station killed with ``kill -9`` must not leave its workers behind holding frames and the terminal's
+    pipes: a worker whose parent is gone exits within a second. (Not PR_SET_PDEATHSIG: it fires when the
+    *thread* that started the worker ends, and a hot swap starts workers from a thread that ends.)"""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
         os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _init_worker(spec: WorkerSpec, parent: int) -> None:
@@ -84,14 +83,15 @@ def inspect_frame(inspector: Inspector, spec: WorkerSpec, frame: Frame) -> Done:
             raise ImageError(frame.error)
         tested = frame.image if frame.image is not None else _decode(frame)
         kept["image"] = tested
-        return tested, spec.templates.resolve(frame)
+        kept["template"] = spec.templates.resolve(frame)
+        return tested, kept["template"]
 
     inspection = inspector.inspect_loaded(
         load, board_id=frame.board_id or (frame.path.stem if frame.path else f"frame{frame.index}"),
         source=frame.source, frame_index=frame.index, station=spec.station, captured=frame.timestamp,
         stage_ms={"wait": max(0.0, (started - frame.timestamp) * 1e3)})
     wanted = spec.images == "all" or (spec.images == "rejects" and inspection.verdict is not Verdict.PASS)
-    return Done(inspection, kept.get("image") if wanted else None)
+    return Done(inspection, kept.get("image"), kept.get("template")) if wanted else Done(inspection)
 
 
 def _decode(frame: Frame) -> np.ndarray:

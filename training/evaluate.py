@@ -75,7 +75,9 @@ def evaluate_runs(runs: Sequence[BoardRun], policy: VerdictPolicy) -> dict:
                 for r in runs if r.inspection.verdict is Verdict.ERROR],
         defect_free_boards=len(defect_free),
         defect_free_clean_rate=(
-            sum(1 for r in defect_free if not r.inspection.defects) / len(defect_free) if defect_free else None
+            # an ERROR board was not judged clean: it counts against the rate
+            sum(1 for r in defect_free if r.inspection.verdict in (Verdict.PASS, Verdict.REVIEW))
+            / len(defect_free) if defect_free else None
         ),
         latency_ms_mean=float(np.mean([r.inspection.latency_ms for r in runs])) if runs else 0.0,
     )
@@ -93,5 +95,5 @@ def write_report(result: dict, json_path: Path | None, plots_dir: Path | None) -
         plots_dir.mkdir(parents=True, exist_ok=True)
         plot_confusion_matrix(report, plots_dir / "confusion_matrix.png")
         plot_pr_curves(report, plots_dir / "pr_curves.png")
-        (plots_dir / "per_class.md").write_text(format_per_class_table(report) + "\n")
+        atomic_write_text(plots_dir / "per_class.md", format_per_class_table(report) + "\n")
     result["_table"] = format_per_class_table(report)

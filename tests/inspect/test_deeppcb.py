@@ -87,3 +87,40 @@ def test_real_deeppcb_reads_completely(deeppcb_root: Path) -> None:
     counts = [len(r.load_ground_truth()) for r in records]
     assert sum(counts) == 6873  # measured: 1 to 15 defects a board (the dataset paper says 3 to 12)
     assert min(counts) >= 1 and max(counts) <= 15
+
+
+def test_scan_keeps_good_lines_and_names_each_bad_one(tmp_path: Path) -> None:
+    from pcb_inspect.inspect.deeppcb import scan_split
+
+    good = _pair(tmp_path, "3000", "30000001", "1 2 30 40 1\n")
+    bad_ann = _pair(tmp_path, "3000", "30000002", "1 2 30 40 1\n1 2 inf 40 1\n")
+    other = good.replace(".txt", "-b.txt")
+    lines = [good, ". x.txt", good, other, bad_ann, "../../up/30000003.jpg x/30000003.txt"]
+    scan = scan_split(_dataset(tmp_path, lines), "PCBData/list.txt", parse_annotations=True)
+    assert [r.board_id for r in scan.records] == ["30000001"]
+    assert scan.notes == [f"{tmp_path}/PCBData/list.txt:3: repeats line 1 (group3000/3000/30000001.jpg); counted once"]
+    problems = "\n".join(scan.problems)
+    assert "list.txt:2: expected 'image.jpg annotation.txt'" in problems
+    assert "list.txt:4: repeats group3000/3000/30000001.jpg of line 1 with another annotation" in problems
+    assert "30000002.txt:2: 'inf' is not a finite number in '1 2 inf 40 1'" in problems
+    assert "list.txt:6: " in problems and "points outside the dataset folder" in problems
+    assert scan.refused == [("30000002", "group3000"), ("30000003", "..")]
+    # unless asked to parse them (eval), a pair with a bad annotation is read (a camera source still inspects it)
+    assert [r.board_id for r in scan_split(tmp_path, "PCBData/list.txt").records] == ["30000001", "30000002"]
+
+
+def test_symlinked_folder_inside_the_dataset_is_allowed(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    line = _pair(elsewhere, "4000", "40000001", "1 2 30 40 1\n")
+    root = _dataset(tmp_path / "data", [line])
+    (root / "PCBData" / "group4000").symlink_to(elsewhere / "PCBData" / "group4000")
+    assert [r.board_id for r in read_split(root, "PCBData/list.txt")] == ["40000001"]
+
+
+def test_text_that_is_not_utf8_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"\xef\xbb\xbf1 2 30 40 1\n1 2 3\xe9 40 1\n")
+    with pytest.raises(DataError, match=r"a\.txt:2: annotation file is not UTF-8 text \(byte 0xe9\)"):
+        read_annotations(path)
+    path.write_bytes(b"\xef\xbb\xbf1 2 30 40 1\n")
+    assert read_annotations(path)[0].box == (1, 2, 30, 40)
