@@ -231,9 +231,11 @@ class Inspector:
         found = {"registration": prepared.registration, "candidates": len(prepared.boxes)}
         limit = self.preparer.proposals.max_difference
         if prepared.difference > limit:
+            why = ("registration to the template failed" if not prepared.registration.get("ok", 1.0)
+                   else "a corrupt image, a wrong template or a failed registration")
             return Inspection.failed(
                 f"tested image differs from its template over {prepared.difference:.1%} of the board (limit "
-                f"{limit:.1%}): a corrupt image, a wrong template or a failed registration",
+                f"{limit:.1%}): {why}",
                 stage_ms=stages, latency_ms=(time.perf_counter() - t0) * 1e3, **found, **meta)
         try:
             detections, classify_ms = self.classify(prepared)
