@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -138,7 +139,8 @@ class TensorRTBackend(Backend):
         trt, cudart = _trt()
         model = Path(model)
         key = current_key(model, precision)
-        cache = EngineCache(cache_dir or model.parent / ".engines")
+        # a deployed box sets PCB_INSPECT_ENGINE_CACHE: its release folders are read-only (ProtectSystem=strict)
+        cache = EngineCache(cache_dir or os.environ.get("PCB_INSPECT_ENGINE_CACHE") or model.parent / ".engines")
         engine_path = cache.load_or_build(key, lambda timing: build_engine(model, precision, timing))
         self.contract = OnnxRuntimeBackend(model).contract
         self.model_sha256 = key.model_sha256
