@@ -2,8 +2,7 @@
 
 :func:`add_deploy_parser` hangs the ``deploy`` verb on the main CLI's subparsers; each handler returns an exit
 code (0 done, 1 the service is unhealthy or was rolled back) and raises :class:`PcbInspectError`
-subclasses for refused input, which the main CLI prints as one line with exit code 2. ``python -m
-pcb_inspect.edge_deploy.cli deploy ...`` runs the same parser on its own.
+subclasses for refused input, which the main CLI prints as one line with exit code 2.
 """
 
 from __future__ import annotations
@@ -294,22 +293,3 @@ def add_deploy_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--print", action="store_true", help="print the unit instead of writing files")
     p.set_defaults(func=cmd_service)
     return deploy
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (``python -m pcb_inspect.edge_deploy.cli deploy ...``), erring like the main CLI."""
-    parser = argparse.ArgumentParser(prog="pcb-inspect")
-    add_deploy_parser(parser.add_subparsers(dest="verb", required=True, metavar="VERB"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except PcbInspectError as exc:
-        print(f"pcb-inspect {args.verb}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -29,9 +29,26 @@ def test_edge_runtime_does_not_import_torch() -> None:
     code = (
         "import sys, pcb_inspect.inspect.engine, pcb_inspect.inspect.backends, pcb_inspect.inspect.cli, "
         "pcb_inspect.inspect.demo, pcb_inspect.inspect.bench, pcb_inspect.models.registry, "
-        "pcb_inspect.models.contract; "
-        "bad = [m for m in ('torch', 'torchvision', 'albumentations') if m in sys.modules]; "
+        "pcb_inspect.models.contract, pcb_inspect.inspect.run, pcb_inspect.inspect.runtime, "
+        "pcb_inspect.inspect.workers, pcb_inspect.inspect.sources.table, pcb_inspect.inspect.sinks.sqlite, "
+        "pcb_inspect.inspect.sinks.rejects, pcb_inspect.inspect.server, pcb_inspect.inspect.extensions, "
+        "pcb_inspect.inspect.swap, pcb_inspect.edge_deploy.cli, pcb_inspect.edge_deploy.releases; "
+        "from pcb_inspect.inspect import extensions; extensions.modules(); "
+        "bad = [m for m in ('torch', 'torchvision', 'albumentations', 'matplotlib') if m in sys.modules]; "
+        "bad += [m for m in sys.modules if m.startswith('pcb_inspect.training')]; "
         "print(bad); sys.exit(1 if bad else 0)"
+    )
+    r = _run(code)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_records_errors_and_contract_import_nothing_from_the_engine() -> None:
+    code = (
+        "import sys, pcb_inspect.inspect.records, pcb_inspect.inspect.errors, pcb_inspect.models.contract; "
+        "mods = [m for m in sys.modules if m.startswith('pcb_inspect.')]; "
+        "extra = set(mods) - {'pcb_inspect.inspect.records', 'pcb_inspect.inspect.errors', "
+        "'pcb_inspect.models.contract', 'pcb_inspect.inspect', 'pcb_inspect.models'}; "
+        "print(sorted(extra)); sys.exit(1 if extra else 0)"
     )
     r = _run(code)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -22,7 +22,7 @@ from pcb_inspect.edge_deploy.releases import Root
 from pcb_inspect.edge_deploy.signing import generate_keypair
 
 REPO = Path(__file__).resolve().parents[2]
-DEPLOY = [sys.executable, "-m", "pcb_inspect.edge_deploy.cli", "deploy"]
+DEPLOY = [sys.executable, "-m", "pcb_inspect.inspect.cli", "deploy"]
 
 
 def deploy(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

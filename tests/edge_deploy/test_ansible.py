@@ -49,7 +49,7 @@ def _inventory(tmp_path: Path, boxes: dict[str, tuple[Path, str]]) -> Path:
                     "vars": {
                         "ansible_connection": "local",
                         "ansible_python_interpreter": sys.executable,
-                        "pcb_inspect_cli": [sys.executable, "-m", "pcb_inspect.edge_deploy.cli"],
+                        "pcb_inspect_cli": [sys.executable, "-m", "pcb_inspect.inspect.cli"],
                         "pcb_inspect_reload": "none",
                         "pcb_inspect_health_timeout": 3,
                     },
