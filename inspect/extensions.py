@@ -4,7 +4,8 @@ Each extension is a module with three functions, looked up in this one table:
 
 - ``add_options(parser)``: its command-line options (keep the module light to import: ``--help`` loads it);
 - ``make_sinks(args) -> list[Sink]``: the sinks its options ask for, built (and checked) before the loop starts;
-- ``mount(app, runtime, args)``: its routes on the runtime's FastAPI app (status, health and OpenAPI are there).
+- ``mount(app, runtime, args)``: its routes on the runtime's FastAPI app (status, health and OpenAPI are there);
+- optionally ``bind(runtime)``: called once the runtime exists, with or without HTTP (sinks that show its state).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from types import ModuleType
 EXTENSIONS: tuple[str, ...] = (
     "pcb_inspect.inspect.lineio",
     "pcb_inspect.inspect.dashboard",
+    "pcb_inspect.inspect.model_api",
 )
 
 
@@ -31,6 +33,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 def make_sinks(args: argparse.Namespace) -> list:
     return [sink for ext in modules() for sink in ext.make_sinks(args)]
+
+
+def bind(runtime) -> None:  # noqa: ANN001
+    for ext in modules():
+        hook = getattr(ext, "bind", None)
+        if hook is not None:
+            hook(runtime)
 
 
 def mount(app, runtime, args: argparse.Namespace) -> None:  # noqa: ANN001

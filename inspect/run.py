@@ -79,7 +79,9 @@ def _progress(runtime: Runtime) -> None:
 def run_station(runtime: Runtime, http: str, args: argparse.Namespace | None = None) -> int:
     """Start, serve, loop until done or signalled, then print the summary. 0 when every board was judged."""
     from pcb_inspect.edge_deploy import sdnotify
+    from pcb_inspect.inspect import extensions
 
+    extensions.bind(runtime)
     runtime.start()
     server = serve(runtime, http, args)
     sdnotify.notify("READY=1")  # under systemd (Type=notify): the station is serving

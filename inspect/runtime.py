@@ -193,10 +193,19 @@ class Runtime:
                 self._emit(future, frames)
             self._pool.close()
             self.swap.close()
-            for sink in self.sinks:
-                sink.close(timeout=30)
+            self._close_sinks(deadline_s=30.0)
             self.source.close()
         return self.stats.summary()
+
+    def _close_sinks(self, deadline_s: float) -> None:
+        """Flush and close every sink at once, under one deadline: a dead broker must not make the others wait."""
+        closers = [threading.Thread(target=sink.close, kwargs={"timeout": deadline_s}, name=f"close-{sink.name}")
+                   for sink in self.sinks]
+        for t in closers:
+            t.start()
+        end = time.monotonic() + deadline_s + 2.0
+        for t in closers:
+            t.join(timeout=max(0.0, end - time.monotonic()))
 
     def _switch_model(self) -> None:
         """Frames submitted from now on go to the new model's workers; the old ones finish what they hold."""

@@ -341,15 +341,24 @@ class Sink(ABC):
 class SinkKind(StrEnum):
     SQLITE = "sqlite"
     REJECTS = "rejects"
+    MQTT = "mqtt"
+    OPCUA = "opcua"
+    MODBUS = "modbus"
+    METRICS = "metrics"
 
 
 def sink_table() -> dict[SinkKind, type[Sink]]:
     """The one table of sinks. Imported when asked for, so a sink's client library (MQTT, OPC UA, Modbus)
     is loaded only on a box that uses that sink, and this module stays importable without them."""
+    from pcb_inspect.inspect.prometheus import MetricsSink
+    from pcb_inspect.inspect.sinks.modbus import ModbusSink
+    from pcb_inspect.inspect.sinks.mqtt import MqttSink
+    from pcb_inspect.inspect.sinks.opcua import OpcUaSink
     from pcb_inspect.inspect.sinks.rejects import RejectImageSink
     from pcb_inspect.inspect.sinks.sqlite import SQLiteSink
 
-    return {SinkKind.SQLITE: SQLiteSink, SinkKind.REJECTS: RejectImageSink}
+    return {SinkKind.SQLITE: SQLiteSink, SinkKind.REJECTS: RejectImageSink, SinkKind.MQTT: MqttSink,
+            SinkKind.OPCUA: OpcUaSink, SinkKind.MODBUS: ModbusSink, SinkKind.METRICS: MetricsSink}
 
 
 def make_sink(name: str, **options: object) -> Sink:

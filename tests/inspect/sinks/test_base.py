@@ -218,8 +218,8 @@ def test_bad_options_are_one_line_config_errors(options, words) -> None:
 
 
 def test_make_sink_chooses_from_the_table(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="'mqtt' is not one of sqlite, rejects"):
-        make_sink("mqtt")
+    with pytest.raises(ConfigError, match="'kafka' is not one of sqlite, rejects, mqtt, opcua, modbus, metrics"):
+        make_sink("kafka")
     with pytest.raises(ConfigError, match="unknown option.*colour.*valid:.*path"):
         make_sink("sqlite", path=tmp_path / "r.db", colour="red")
     with pytest.raises(ConfigError, match="path"):
