@@ -57,6 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         patience=args.patience,
         val_groups=args.val_groups.split(",") if args.val_groups else None,
         max_boards=args.max_boards,
+        extra_data=args.extra_data,
     )
     summary = train(cfg)
     print(f"best held-out F-score {summary['best_val_f_score']:.4f}; checkpoints in {args.out}")
@@ -209,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-groups", help="comma-separated groups to hold out (default: chosen by --seed)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--max-boards", type=int, help="use only this many boards (quick runs)")
+    p.add_argument("--extra-data", type=Path, action="append", default=[], metavar="DIR",
+                   help="a DeepPCB-layout folder (e.g. from 'feedback export') whose PCBData/trainval.txt boards are "
+                   "added to training only, never validation; repeatable")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate by the DeepPCB protocol (IoU > 0.33, same class)")
@@ -265,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     from pcb_inspect.edge_deploy.cli import add_deploy_parser
 
     add_deploy_parser(sub)
+
+    from pcb_inspect.inspect.feedback import add_feedback_parser
+
+    add_feedback_parser(sub)
 
     p = sub.add_parser("doctor", help="which inference backends this machine can use, and why not")
     p.set_defaults(func=cmd_doctor)

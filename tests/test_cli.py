@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 EXE = shutil.which("pcb-inspect", path=os.path.dirname(sys.executable)) or "pcb-inspect"
-VERBS = ["demo", "run", "train", "eval", "predict", "bench", "export", "info", "doctor", "synth"]
+VERBS = ["demo", "run", "feedback", "deploy", "train", "eval", "predict", "bench", "export", "info", "doctor", "synth"]
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

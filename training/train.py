@@ -43,6 +43,9 @@ from pcb_inspect.inspect.metrics import BoardEval, evaluate
 from pcb_inspect.training.torch_backend import TorchBackend
 
 
+EXTRA_SPLIT = "PCBData/trainval.txt"  # the split list read from each --extra-data folder
+
+
 @dataclass
 class TrainConfig:
     data: Path
@@ -68,9 +71,17 @@ class TrainConfig:
     workers: int | None = None
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
+    #: More DeepPCB-layout folders (``feedback export`` writes one) whose PCBData/trainval.txt boards are
+    #: added to the training set only, never to validation: held-out scores stay comparable between runs.
+    extra_data: list[Path] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.data, self.out = Path(self.data), Path(self.out)
+        self.extra_data = [Path(p) for p in self.extra_data or []]
+        for extra in self.extra_data:
+            if not (extra / EXTRA_SPLIT).is_file():
+                raise ConfigError(f"--extra-data {extra}: no {EXTRA_SPLIT} there (a DeepPCB-layout folder, "
+                                  "as 'pcb-inspect feedback export' writes)")
         if self.epochs < 1 or self.batch < 1 or self.lr <= 0 or self.neg_ratio <= 0:
             raise ConfigError("epochs and batch must be >= 1, lr and neg_ratio > 0")
         if not self.device.startswith(("cpu", "cuda")):
@@ -119,9 +130,10 @@ def score_boards(backend: TorchBackend, boards: list[BoardCandidates], nms_iou: 
     ]
 
 
-def _fingerprint(cfg: TrainConfig, train_ids: list[str], val_groups: list[str]) -> dict:
+def _fingerprint(cfg: TrainConfig, train_ids: list[str], val_groups: list[str], extra: list | None = None,
+                 extra_key: str = "") -> dict:
     split_path = cfg.data / cfg.split
-    return {
+    out = {
         "split": cfg.split,
         "split_sha256": hashlib.sha256(split_path.read_bytes()).hexdigest(),
         "train_boards": len(train_ids),
@@ -130,6 +142,36 @@ def _fingerprint(cfg: TrainConfig, train_ids: list[str], val_groups: list[str]) 
         "seed": cfg.seed,
         "variants": list(cfg.variants),
     }
+    if extra:
+        out["extra_data"] = {"folders": [str(p) for p in cfg.extra_data], "boards": len(extra),
+                             "files_sha256": extra_key or _extra_key(extra)}
+    return out
+
+
+def read_extra_data(cfg: TrainConfig) -> list:
+    """The boards of every ``--extra-data`` folder (its PCBData/trainval.txt), for the training set only."""
+    return [rec for extra in cfg.extra_data for rec in read_split(extra, EXTRA_SPLIT)]
+
+
+def _extra_key(extra: list) -> str:
+    """Extra boards by their files' content: an export of other judgements on the same numbered boards is
+    another training set (and another crop cache), though its board ids are the same."""
+    h = hashlib.sha256()
+    for rec in extra:
+        for path in (rec.annotation_path, rec.tested_path, rec.template_path):
+            h.update(str(path).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def training_records(cfg: TrainConfig) -> tuple[list, list, list]:
+    """(training pairs, held-out pairs, extra pairs): held-out groups from ``--data`` only; the extra folders'
+    boards are appended to the training pairs (and returned alone too)."""
+    records = read_split(cfg.data, cfg.split)
+    train_recs, val_recs = split_by_group(records, cfg.val_fraction, cfg.seed, cfg.val_groups)
+    if cfg.max_boards:
+        train_recs, val_recs = train_recs[: cfg.max_boards], val_recs[: max(1, cfg.max_boards // 2)]
+    extra = read_extra_data(cfg)
+    return train_recs + extra, val_recs, extra
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -146,20 +188,20 @@ def train(cfg: TrainConfig) -> dict:
     seed_everything(cfg.seed)
     cfg.out.mkdir(parents=True, exist_ok=True)
 
-    records = read_split(cfg.data, cfg.split)
-    train_recs, val_recs = split_by_group(records, cfg.val_fraction, cfg.seed, cfg.val_groups)
-    if cfg.max_boards:
-        train_recs, val_recs = train_recs[: cfg.max_boards], val_recs[: max(1, cfg.max_boards // 2)]
+    train_recs, val_recs, extra = training_records(cfg)
+    if extra and main:
+        print(f"extra training data: {len(extra)} board(s) from {', '.join(map(str, cfg.extra_data))}")
     val_groups = sorted({r.group for r in val_recs})
     common = dict(size=cfg.input_size, margin=cfg.crop_margin, registration=cfg.registration, proposals=cfg.proposals)
-    train_set = _cached_crops(cfg, train_recs, common, main, distributed)
+    extra_key = _extra_key(extra) if extra else ""
+    train_set = _cached_crops(cfg, train_recs, common, main, distributed, extra_key)
     val_boards = build_board_candidates(val_recs, seed=cfg.seed, workers=cfg.workers, **common) if main else []
 
     contract = ModelContract(
         input_size=cfg.input_size,
         crop_margin=cfg.crop_margin,
         arch=cfg.arch,
-        training_data=_fingerprint(cfg, [r.board_id for r in train_recs], val_groups),
+        training_data=_fingerprint(cfg, [r.board_id for r in train_recs], val_groups, extra, extra_key),
         **configs_as_dict(cfg.registration, cfg.proposals),
     )
     model = build_model(cfg.arch, len(CLASSIFIER_CLASSES), len(contract.input_channels)).to(device)
@@ -212,7 +254,7 @@ def train(cfg: TrainConfig) -> dict:
                 "best_f": best_f,
                 "stale": stale,
                 "history": history,
-                "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+                "config": {k: _plain(v) for k, v in asdict(cfg).items()},
             }
             _atomic_save(ckpt, last_path)
             if improved:
@@ -286,6 +328,15 @@ def _history_entry(epoch: int, loss: float, report, seconds: float) -> dict:  # 
     return entry
 
 
+def _plain(value: object) -> object:
+    """A config value as plain data for the checkpoint: paths (and lists of them: --extra-data) as text."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list) and any(isinstance(v, Path) for v in value):
+        return [str(v) for v in value]
+    return value
+
+
 def _atomic_save(obj: dict, path: Path) -> None:
     """Write then rename, so a crash never leaves a torn checkpoint behind."""
     tmp = path.with_suffix(".tmp")
@@ -293,11 +344,12 @@ def _atomic_save(obj: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def _cached_crops(cfg: TrainConfig, recs: list, common: dict, main: bool, distributed: bool) -> CropSet:
+def _cached_crops(cfg: TrainConfig, recs: list, common: dict, main: bool, distributed: bool,
+                  extra_key: str = "") -> CropSet:
     """Build the training crops once (rank 0) and keep them next to the checkpoints, for resume and DDP ranks."""
-    key = hashlib.sha256(
-        json.dumps([[r.board_id for r in recs], list(cfg.variants), cfg.seed, repr(common)]).encode()
-    ).hexdigest()[:16]
+    keyed = [[r.board_id for r in recs], list(cfg.variants), cfg.seed, repr(common)]
+    keyed += [extra_key] if extra_key else []  # the extra boards' content: their ids say nothing of it
+    key = hashlib.sha256(json.dumps(keyed).encode()).hexdigest()[:16]
     path = cfg.out / f"crops-{key}.npz"
     if main and not path.is_file():
         crops = build_crop_set(recs, cfg.variants, cfg.seed, workers=cfg.workers, desc="training crops", **common)

@@ -55,6 +55,32 @@ MIGRATIONS: list[tuple[str, ...]] = [
             PRIMARY KEY (inspection_id, reported, seq)
         )""",
     ),
+    (  # 1 -> 2: the operator's judgements (the page's feedback), for training. No foreign key to inspections:
+        # feedback can arrive before the sink has written its board's row, and stands on its own for export.
+        """CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            inspection_id TEXT NOT NULL,   -- the board judged
+            board_id TEXT NOT NULL,
+            operator TEXT NOT NULL,        -- who, as signed in on the page
+            time REAL NOT NULL,            -- when (epoch seconds); the newest feedback on a board is the one used
+            note TEXT NOT NULL,
+            images INTEGER NOT NULL CHECK (images IN (0, 1)),  -- tested image and template kept for export
+            width INTEGER NOT NULL,        -- of the tested image; 0 when unknown
+            height INTEGER NOT NULL
+        )""",
+        "CREATE INDEX feedback_inspection ON feedback (inspection_id, time)",
+        """CREATE TABLE feedback_items (
+            feedback_id INTEGER NOT NULL REFERENCES feedback (id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            judgement TEXT NOT NULL CHECK (judgement IN ('confirmed', 'false_call', 'other_class', 'added')),
+            defect_seq INTEGER,            -- index into the inspection's defects + below_threshold; NULL: added
+            model_cls TEXT,                -- what the model said; NULL for a box the operator added
+            confidence REAL,
+            cls TEXT NOT NULL,             -- the class after the judgement
+            x1 INTEGER NOT NULL, y1 INTEGER NOT NULL, x2 INTEGER NOT NULL, y2 INTEGER NOT NULL,
+            PRIMARY KEY (feedback_id, seq)
+        )""",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 SYNCHRONOUS = ("NORMAL", "FULL")
@@ -269,3 +295,83 @@ def _inspection(row: tuple, reported: list[Defect], below: list[Defect]) -> Insp
     data["stage_ms"] = json.loads(data["stage_ms"])
     data["registration"] = json.loads(data["registration"])
     return Inspection.from_dict({**data, "defects": reported, "below_threshold": below})
+
+
+# -- the operator's feedback ----------------------------------------------------------------------------------
+
+_FEEDBACK_COLUMNS = ("id", "inspection_id", "board_id", "operator", "time", "note", "images", "width", "height")
+_ITEM_COLUMNS = ("judgement", "defect_seq", "model_cls", "confidence", "cls", "x1", "y1", "x2", "y2")
+
+
+def write_feedback(path: str | os.PathLike, feedback: dict) -> int:
+    """Store one feedback (a dict with the ``feedback`` table's fields, less ``id``, and ``items``: dicts with
+    ``judgement``, ``defect_seq``, ``model_cls``, ``confidence``, ``cls`` and ``box``) in one transaction; its id.
+
+    The caller validates (``pcb_inspect.inspect.feedback``); this only writes. It opens its own connection (any
+    thread), brings the schema up to date first, and waits up to 10 s for the sink's write lock.
+    """
+    path = check_db_path(path, writable=True)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn, path)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            fields = _FEEDBACK_COLUMNS[1:]
+            cur = conn.execute(f"INSERT INTO feedback ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})",
+                               [feedback[k] for k in fields])
+            feedback_id = int(cur.lastrowid)
+            conn.executemany(
+                f"INSERT INTO feedback_items (feedback_id, seq, {', '.join(_ITEM_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * (len(_ITEM_COLUMNS) + 2))})",
+                [(feedback_id, seq, item["judgement"], item.get("defect_seq"), item.get("model_cls"),
+                  item.get("confidence"), item["cls"], *item["box"])
+                 for seq, item in enumerate(feedback["items"])])
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+    return feedback_id
+
+
+def read_feedback(path: str | os.PathLike, inspection_id: str | None = None) -> list[dict]:
+    """Feedback as dicts (the table's fields and ``items``, each with ``box``): every feedback on one board,
+    oldest first, or with ``inspection_id=None`` the newest feedback on each board (what an export uses), boards
+    in the order their first feedback arrived."""
+    if inspection_id is not None and (not isinstance(inspection_id, str) or not _ID.fullmatch(inspection_id)):
+        raise ConfigError(f"inspection id {inspection_id!r} is not 32 lowercase hex digits")
+    db = ResultsDB(path)
+    conn = db._connect()
+    if conn is None:
+        return []
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] < 2:  # written before feedback existed
+            return []
+        conn.execute("BEGIN")
+        columns = ", ".join(f"f.{c}" for c in _FEEDBACK_COLUMNS)
+        if inspection_id is not None:
+            rows = conn.execute(f"SELECT {columns} FROM feedback f WHERE f.inspection_id = ? ORDER BY f.time, f.id",
+                                (inspection_id,)).fetchall()
+        else:
+            rows = conn.execute(
+                f"SELECT {columns} FROM feedback f WHERE f.id = (SELECT g.id FROM feedback g WHERE "
+                "g.inspection_id = f.inspection_id ORDER BY g.time DESC, g.id DESC LIMIT 1) "
+                "ORDER BY (SELECT MIN(h.id) FROM feedback h WHERE h.inspection_id = f.inspection_id)"
+            ).fetchall()
+        out = []
+        for row in rows:
+            entry = dict(zip(_FEEDBACK_COLUMNS, row))
+            entry["images"] = bool(entry["images"])
+            entry["items"] = [
+                {**dict(zip(_ITEM_COLUMNS[:5], item[:5])), "box": list(item[5:])}
+                for item in conn.execute(f"SELECT {', '.join(_ITEM_COLUMNS)} FROM feedback_items "
+                                         "WHERE feedback_id = ? ORDER BY seq", (entry["id"],))]
+            out.append(entry)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return out
