@@ -45,12 +45,15 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=500, help="frames before the memory baseline is taken")
+    ap.add_argument("--sinks", choices=("none", "sqlite", "all"), default="all",
+                    help="none, SQLite only, or SQLite and reject pictures (default)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path, default=Path("line_loop.png"))
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="line-loop-"))
     config = RunConfig(source=args.source, station="bench", max_frames=args.frames, workers=args.workers)
-    runtime = build_runtime(config, work / "r.db", work / "rejects", (1000, 200))
+    runtime = build_runtime(config, None if args.sinks == "none" else work / "r.db",
+                            work / "rejects" if args.sinks == "all" else None, (1000, 200))
     samples: list[dict] = []
     done = threading.Event()
 
@@ -69,13 +72,13 @@ def main() -> None:
     warm = [s for s in samples if s["frames"] >= args.warmup] or samples
     base, rss = warm[0]["rss_mb"], [s["rss_mb"] for s in warm]
     result = {
-        "source": args.source, "workers": args.workers, **summary,
+        "source": args.source, "sinks": args.sinks, "workers": args.workers, **summary,
         "queue_max": max(s["queued"] for s in samples), "queue_bound": config.queue_size,
         "rss_baseline_mb": base, "rss_last_mb": rss[-1], "rss_max_mb": max(rss),
         "rss_drift_pct": 100 * (max(abs(r - base) for r in rss) / base),
         "samples": samples,
     }
-    print(f"{args.source}: {summary['frames']} frames  inspected {summary['inspected']}  dropped "
+    print(f"{args.source} (sinks: {args.sinks}): {summary['frames']} frames  inspected {summary['inspected']}  dropped "
           f"{summary['dropped']}  {summary['boards_per_s']:.1f} boards/s  capture-to-verdict p50 "
           f"{summary['p50_ms']:.1f} ms  p99 {summary['p99_ms']:.1f} ms (target < 40)  queue max "
           f"{result['queue_max']}/{config.queue_size}  RSS {base:.0f} -> {rss[-1]:.0f} MB (max drift "
