@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -65,6 +66,10 @@ def _die_with_parent(parent: int) -> None:
 
 def _init_worker(spec: WorkerSpec, parent: int) -> None:
     global _worker
+    # Ctrl-C at a terminal (and a TERM sent to the whole process group) reaches the workers too: the station
+    # decides when they stop (after the boards in flight), so they ignore both and exit when it shuts them down
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent(parent)
     cv2.setNumThreads(1)
     keep_freed_memory()

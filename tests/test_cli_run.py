@@ -71,3 +71,18 @@ def test_kill_9_leaves_a_clean_db_with_whole_inspections(tmp_path: Path, after_r
     proc.communicate(timeout=120)
     assert proc.returncode == 0
     assert ResultsDB(db).counts()["total"] == len(rows) + 3
+
+
+def test_ctrl_c_at_a_terminal_reaches_the_workers_too_and_loses_nothing(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals the whole process group: workers must leave the stopping to the station."""
+    proc = subprocess.Popen([EXE, "run", "--db", str(tmp_path / "r.db"), "--http", "off", "--workers", "2",
+                             "--source", "synthetic://?fps=60&boards=4"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
+    _wait_for_rows(tmp_path / "r.db", 20)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    m = re.search(r"inspected (\d+) .* error (\d+)  dropped", out)
+    assert m and int(m.group(2)) == 0, out
+    assert ResultsDB(tmp_path / "r.db").counts()["total"] == int(m.group(1))
