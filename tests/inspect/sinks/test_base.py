@@ -123,7 +123,7 @@ def test_full_queue_drops_the_oldest_and_counts_it(make_inspection) -> None:
     t0 = time.monotonic()
     for k in range(5):  # not started yet: nothing drains the queue
         sink.submit(make_inspection(index=k))
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 2.0
     assert (sink.status()["backlog"], sink.status()["dropped"]) == (3, 2)
     assert not sink.flush(0.05)
     sink.start()

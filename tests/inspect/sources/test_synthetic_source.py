@@ -69,7 +69,7 @@ def test_paced_at_fps_without_bursts_after_a_late_reader() -> None:
         for _ in range(6):
             src.read()
         elapsed = time.monotonic() - t0
-        assert 0.25 < elapsed < 0.9  # 6 periods of 50 ms, loosely
+        assert 0.25 < elapsed < 3.0  # 6 periods of 50 ms (the upper bound only catches a stuck pacer)
         time.sleep(0.3)  # the reader falls 6 frames behind
         src.read()  # one frame at once (the camera has one)...
         t1 = time.monotonic()
@@ -83,7 +83,7 @@ def test_slow_camera_returns_none_on_timeout() -> None:
         assert src.read() is not None  # the first frame is due at open
         t0 = time.monotonic()
         assert src.read() is None
-        assert time.monotonic() - t0 < 0.5
+        assert time.monotonic() - t0 < 2.0
 
 
 @pytest.mark.parametrize(("query", "message"), [
