@@ -86,8 +86,8 @@ def run_station(runtime: Runtime, http: str, args: argparse.Namespace | None = N
     server = serve(runtime, http, args)
     sdnotify.notify("READY=1")  # under systemd (Type=notify): the station is serving
     if server is not None:
-        print(f"station {runtime.config.station}: status at {server.url}/api/status  health {server.url}/healthz",
-              flush=True)
+        print(f"station {runtime.config.station}: operator page {server.url}/  status {server.url}/api/status  "
+              f"health {server.url}/healthz  metrics {server.url}/metrics", flush=True)
     def tick(r: Runtime) -> None:
         _progress(r)
         sdnotify.notify("WATCHDOG=1")  # the loop is turning: systemd's watchdog restarts a hung station
