@@ -249,7 +249,10 @@ def unpack(bundle: Path, dest: Path, trusted_keys: list) -> tuple[Manifest, str 
                     raise BundleRefused(
                         f"{where}: {name} is a prebuilt TensorRT engine; engines are built on the box"
                     )
-            tf.extractall(dest, members=list(members.values()), filter="data")
+            if hasattr(tarfile, "data_filter"):  # Python 3.11.4+: the standard library's guard as a second one
+                tf.extractall(dest, members=list(members.values()), filter="data")
+            else:  # older 3.11 (a box's system Python): the member checks above are the guard
+                tf.extractall(dest, members=list(members.values()))
     except BundleRefused:
         raise
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:  # a truncated or corrupted stream
