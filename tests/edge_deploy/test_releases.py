@@ -89,14 +89,14 @@ def stop_here():
     time.sleep(60)
 
 if stage == "extracting":  # partway through writing members into .incoming
-    original = tarfile.TarFile._extract_one
+    original = tarfile.TarFile._extract_member  # every Python 3.11 has it (_extract_one came in 3.11.4)
     count = [0]
     def slow(self, *a, **k):
         original(self, *a, **k)
         count[0] += 1
         if count[0] == 2:
             stop_here()
-    tarfile.TarFile._extract_one = slow
+    tarfile.TarFile._extract_member = slow
 elif stage == "verified":  # everything checked and synced, just before the rename
     original_rename = releases.os.rename
     def rename(a, b):

@@ -89,7 +89,7 @@ def test_operator_page_in_chromium(tmp_path: Path) -> None:
     errors: list[str] = []
     try:
         db = Path(demo.wait_for(r"results (\S+demo\.db)").group(1))
-        url = demo.wait_for(r"status at (http://127\.0\.0\.1:\d+)/api/status").group(1)
+        url = demo.wait_for(r"status (http://127\.0\.0\.1:\d+)/api/status").group(1)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="en-US")
