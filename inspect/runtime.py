@@ -224,7 +224,7 @@ class Runtime:
             reason = f"inspection worker failed ({type(exc).__name__}: {exc})"
             results = [Done(Inspection.failed(reason, board_id=f.board_id, source=f.source, frame_index=f.index,
                                               time=f.timestamp, station=self.config.station)) for f in frames]
-            if "Broken" in type(exc).__name__:
+            if self._pool.broken:  # a worker process died (killed, out of memory): start a fresh set, once
                 self._pool.close()
                 self._pool = WorkerPool(self.inspector, self.spec, self.config.workers)
         done_at = time.time()

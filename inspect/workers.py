@@ -138,6 +138,11 @@ class WorkerPool:
             return self.executor.submit(_inspect_in_process, frames)
         return self.executor.submit(lambda: [inspect_frame(self.inspector, self.spec, f) for f in frames])
 
+    @property
+    def broken(self) -> bool:
+        """A worker process died and the pool takes no more work (concurrent.futures marks it so)."""
+        return bool(getattr(self.executor, "_broken", False))
+
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=False)
 

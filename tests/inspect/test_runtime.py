@@ -197,3 +197,25 @@ def test_copy_of_dataset_with_a_missing_image_still_inspects_the_rest(synthetic_
     assert summary["error"] == 1 and summary["inspected"] == 4
     (bad,) = ResultsDB(tmp_path / "r.db").recent(10, verdict="ERROR")
     assert "JPEG is truncated" in bad.error and str(first) in bad.error
+
+
+def test_a_killed_worker_costs_its_boards_an_error_and_the_line_goes_on(tmp_path: Path) -> None:
+    import os
+    import signal as signals
+
+    runtime = _runtime(tmp_path, "synthetic://?fps=0&boards=4", max_frames=300)
+    runtime.start()
+    loop = threading.Thread(target=runtime.run)
+    loop.start()
+    deadline = time.time() + 60
+    while runtime.stats.inspected < 20 and time.time() < deadline:
+        time.sleep(0.02)
+    victim = next(iter(runtime._pool.executor._processes))  # one inspection worker, killed by the OOM killer
+    os.kill(victim, signals.SIGKILL)
+    loop.join(timeout=120)
+    summary = runtime.stats.summary()
+    assert summary["inspected"] == 300  # every frame has its result
+    errors = [e.error for e in ResultsDB(tmp_path / "r.db").recent(300, verdict="ERROR")]
+    lost = [e for e in errors if e.startswith("inspection worker failed (BrokenProcessPool")]
+    assert 0 < len(lost) <= 20, errors  # the boards in flight on the dead pool, no more
+    assert summary["pass"] + summary["fail"] + summary["review"] >= 280  # a fresh set of workers took over
