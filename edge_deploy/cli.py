@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from pcb_inspect.inspect.errors import ConfigError, PcbInspectError
+from pcb_inspect.inspect.errors import ConfigError
 
 DEFAULT_ROOT = Path(os.environ.get("PCB_INSPECT_ROOT", "/opt/pcb-inspect"))
 DEFAULT_RELOAD = os.environ.get("PCB_INSPECT_RELOAD", "none")

@@ -1,4 +1,5 @@
-"""The batch verbs over a DeepPCB-layout dataset: ``predict``, ``eval`` and ``bench``.
+"""The line-side batch verbs over a DeepPCB-layout dataset: ``predict`` and ``bench`` (``eval`` is a training
+verb, ``training/evaluate.py``, built on the same helpers).
 
 Each checks its options and output paths before any work, reads the split list without stopping at a bad line,
 inspects every board through ``Inspector.inspect`` (a board that cannot be read is that board's ERROR, named on
@@ -11,7 +12,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from pcb_inspect.inspect.atomic import atomic_write_text, check_writable_dir, check_writable_file, discard
@@ -57,12 +57,13 @@ def _scan(
         if not records:
             raise ConfigError(f"--groups {args.groups}: no pairs of these groups in {args.split}")
     if not records:
-        raise ConfigError(f"{args.split}: no usable pairs ({_count(len(scan.problems), 'bad line')})")
+        raise ConfigError(f"{args.split}: no usable pairs ({plural(len(scan.problems), 'bad line')})")
     refused = [board for board, group in scan.refused if wanted is None or group in wanted]
     return (records[: args.limit] if getattr(args, "limit", None) else records), scan.problems, refused
 
 
-def _count(n: int, what: str) -> str:
+def plural(n: int, what: str) -> str:
+    """``1 board``, ``2 boards``."""
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
@@ -97,40 +98,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             failed += 1
             discard(result)  # a result from an earlier run would now lie about this board
             tqdm.write(f"board {rec.board_id}: {error}", file=sys.stderr)
-    print(f"wrote {_count(len(records) - failed, 'result file')} to {args.out}"
-          + (f"; {_count(failed, 'board')} failed" if failed else "")
-          + (f"; {_count(len(problems), 'bad split line')}" if problems else ""))
+    print(f"wrote {plural(len(records) - failed, 'result file')} to {args.out}"
+          + (f"; {plural(failed, 'board')} failed" if failed else "")
+          + (f"; {plural(len(problems), 'bad split line')}" if problems else ""))
     return PARTIAL if failed or problems else 0
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from pcb_inspect.training.evaluate import evaluate_runs, run_boards, write_report
-
-    if args.json:
-        check_writable_file(args.json, "--json")
-    if args.plots:
-        check_writable_dir(args.plots, "--plots")
-    inspector = open_inspector(args)
-    records, problems = read_records(args, parse_annotations=True)
-    t0 = time.perf_counter()
-    runs = run_boards(inspector, records, args.variant, args.seed)
-    result = evaluate_runs(runs, inspector.policy)
-    result.update(seconds=time.perf_counter() - t0, variant=args.variant, model_sha256=inspector.backend.model_sha256,
-                  bad_split_lines=problems)
-    for err in result["errors"]:
-        print(f"board {err['board_id']}: {err['error']}", file=sys.stderr)
-    write_report(result, args.json, args.plots)
-    print(result.pop("_table"))
-    print(
-        f"boards {result['boards']}  precision {result['precision']:.4f}  recall {result['recall']:.4f}  "
-        f"F-score {result['f_score']:.4f}  AP {result['ap'] or 0:.4f}  mAP {result['mean_ap'] or 0:.4f}  "
-        f"escapes {result['escapes']}  mean matched IoU {result['mean_matched_iou'] or 0:.3f}  "
-        f"errors {len(result['errors'])}  ({result['seconds']:.1f} s)"
-        + (f"; {_count(len(problems), 'bad split line')} skipped" if problems else "")
-    )
-    if result["defect_free_boards"]:
-        print(f"defect-free boards with no defect reported: {result['defect_free_clean_rate']:.4f}")
-    return PARTIAL if result["errors"] or problems else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -26,9 +26,9 @@ import numpy as np
 from tqdm import tqdm
 
 from pcb_inspect.inspect.engine import Inspector, PairPreparer, Prepared
-from pcb_inspect.inspect.records import Inspection
 from pcb_inspect.inspect.errors import ConfigError
 from pcb_inspect.inspect.memory import keep_freed_memory
+from pcb_inspect.inspect.records import Inspection
 
 STAGES = ("decode", "register", "propose", "crop", "classify", "verdict")
 

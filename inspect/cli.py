@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from pcb_inspect.inspect.errors import ConfigError, PcbInspectError
@@ -65,7 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from pcb_inspect.inspect.batch import cmd_eval as verb
+    from pcb_inspect.training.evaluate import cmd_eval as verb  # a training verb: imported only when called
 
     return verb(args)
 

@@ -16,12 +16,13 @@ import time
 from pathlib import Path
 
 from pcb_inspect.inspect.errors import PcbInspectError
-from pcb_inspect.inspect.options import DEFAULT_HTTP
 from pcb_inspect.inspect.runtime import RunConfig, Runtime
+
 
 def build_runtime(config: RunConfig, db: Path | None, rejects: Path | None, keep: tuple[int, int],
                   extra_sinks: list | None = None, args: argparse.Namespace | None = None) -> Runtime:
     """Check and open everything in the order that fails cheapest first."""
+    from pcb_inspect.inspect import extensions
     from pcb_inspect.inspect.engine import Inspector
     from pcb_inspect.inspect.sinks.rejects import RejectImageSink
     from pcb_inspect.inspect.sinks.sqlite import SQLiteSink
@@ -29,8 +30,6 @@ def build_runtime(config: RunConfig, db: Path | None, rejects: Path | None, keep
     from pcb_inspect.inspect.templates import TemplateStore
     from pcb_inspect.inspect.workers import WorkerSpec
     from pcb_inspect.models.registry import open_backend, resolve_model
-
-    from pcb_inspect.inspect import extensions
 
     sinks = list(extra_sinks or [])
     if args is not None:  # the line's I/O and the operator page, as their options ask

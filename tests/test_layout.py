@@ -57,3 +57,16 @@ def test_records_errors_and_contract_import_nothing_from_the_engine() -> None:
 def test_subpackages_live_in_one_namespace() -> None:
     r = _run("import pcb_inspect.inspect.records as r, pcb_inspect.inspect.deeppcb, pcb_inspect.models.contract")
     assert r.returncode == 0, r.stderr
+
+
+def test_line_side_source_never_names_training_code() -> None:
+    """inspect/ and edge_deploy/ run on the box: only the CLI's verb table reaches training verbs, when called."""
+    offenders = [
+        f"{path.relative_to(REPO)}:{n}"
+        for folder in ("inspect", "edge_deploy")
+        for path in sorted((REPO / folder).rglob("*.py"))
+        if path != REPO / "inspect" / "cli.py"
+        for n, line in enumerate(path.read_text().splitlines(), start=1)
+        if "pcb_inspect.training" in line
+    ]
+    assert not offenders, offenders

@@ -8,7 +8,10 @@ reported defect is a false call).
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,15 +19,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pcb_inspect.inspect.atomic import atomic_write_text
-from pcb_inspect.inspect.engine import Inspector
-from pcb_inspect.inspect.errors import PcbInspectError
-from pcb_inspect.inspect.records import Defect, GroundTruth, Inspection, Verdict
-from pcb_inspect.inspect.verdict import VerdictPolicy
+from pcb_inspect.inspect.atomic import atomic_write_text, check_writable_dir, check_writable_file
+from pcb_inspect.inspect.batch import PARTIAL, open_inspector, plural, read_records
 from pcb_inspect.inspect.deeppcb import PairRecord
 from pcb_inspect.inspect.degrade import variant_pair
+from pcb_inspect.inspect.engine import Inspector
+from pcb_inspect.inspect.errors import PcbInspectError
 from pcb_inspect.inspect.metrics import BoardEval, evaluate, format_per_class_table
+from pcb_inspect.inspect.records import Defect, GroundTruth, Inspection, Verdict
+from pcb_inspect.inspect.verdict import VerdictPolicy
 from pcb_inspect.training.plots import plot_confusion_matrix, plot_pr_curves
+
 
 @dataclass
 class BoardRun:
@@ -97,3 +102,32 @@ def write_report(result: dict, json_path: Path | None, plots_dir: Path | None) -
         plot_pr_curves(report, plots_dir / "pr_curves.png")
         atomic_write_text(plots_dir / "per_class.md", format_per_class_table(report) + "\n")
     result["_table"] = format_per_class_table(report)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """``pcb-inspect eval``: every board through ``Inspector.inspect``, scored by the DeepPCB protocol."""
+    if args.json:
+        check_writable_file(args.json, "--json")
+    if args.plots:
+        check_writable_dir(args.plots, "--plots")
+    inspector = open_inspector(args)
+    records, problems = read_records(args, parse_annotations=True)
+    t0 = time.perf_counter()
+    runs = run_boards(inspector, records, args.variant, args.seed)
+    result = evaluate_runs(runs, inspector.policy)
+    result.update(seconds=time.perf_counter() - t0, variant=args.variant, model_sha256=inspector.backend.model_sha256,
+                  bad_split_lines=problems)
+    for err in result["errors"]:
+        print(f"board {err['board_id']}: {err['error']}", file=sys.stderr)
+    write_report(result, args.json, args.plots)
+    print(result.pop("_table"))
+    print(
+        f"boards {result['boards']}  precision {result['precision']:.4f}  recall {result['recall']:.4f}  "
+        f"F-score {result['f_score']:.4f}  AP {result['ap'] or 0:.4f}  mAP {result['mean_ap'] or 0:.4f}  "
+        f"escapes {result['escapes']}  mean matched IoU {result['mean_matched_iou'] or 0:.3f}  "
+        f"errors {len(result['errors'])}  ({result['seconds']:.1f} s)"
+        + (f"; {plural(len(problems), 'bad split line')} skipped" if problems else "")
+    )
+    if result["defect_free_boards"]:
+        print(f"defect-free boards with no defect reported: {result['defect_free_clean_rate']:.4f}")
+    return PARTIAL if result["errors"] or problems else 0
