@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from pcb_inspect.inspect.engine import Inspector, PairPreparer, Prepared
+from pcb_inspect.inspect.engine import Inspector, PairPreparer, Prepared, failure_reason
 from pcb_inspect.inspect.errors import ConfigError
 from pcb_inspect.inspect.memory import keep_freed_memory
 from pcb_inspect.inspect.records import Inspection
@@ -118,7 +118,8 @@ class _PrepareInWorker:
         try:
             prepared = self.preparer.from_record(record)
         except Exception as exc:  # noqa: BLE001 - the board's ERROR, never the end of the run
-            return Inspection.failed(str(exc), board_id=record.board_id, latency_ms=(time.perf_counter() - t0) * 1e3)
+            return Inspection.failed(failure_reason(exc), board_id=record.board_id,
+                                     latency_ms=(time.perf_counter() - t0) * 1e3)
         return prepared
 
 

@@ -175,12 +175,6 @@ class Inspector:
         stage_ms = dict(prepared.stage_ms, classify=(t1 - t0) * 1e3, verdict=(time.perf_counter() - t1) * 1e3)
         return detections, stage_ms
 
-    def detect(self, tested: np.ndarray, template: np.ndarray) -> tuple[list[Defect], dict[str, float]]:
-        """All detections after suppression (scores down to MIN_KEEP_SCORE), with per-stage milliseconds.
-
-        For studying the engine (benchmarks); results for boards come from :meth:`inspect` only."""
-        return self.classify(self.prepare(tested, template))
-
     def inspect(
         self,
         tested: np.ndarray,
@@ -240,7 +234,8 @@ class Inspector:
         try:
             detections, classify_ms = self.classify(prepared)
         except Exception as exc:  # noqa: BLE001 - a runtime failure is this board's ERROR
-            return Inspection.failed(_reason(exc), stage_ms=stages, latency_ms=(time.perf_counter() - t0) * 1e3,
+            return Inspection.failed(failure_reason(exc), stage_ms=stages,
+                                     latency_ms=(time.perf_counter() - t0) * 1e3,
                                      **found, **meta)
         stages.update(classify_ms)
         t1 = time.perf_counter()
@@ -253,7 +248,7 @@ class Inspector:
 
     def _failed(self, exc: Exception, t0: float, *, captured: float | None, stage_ms: dict | None,
                 **meta: object) -> Inspection:
-        return Inspection.failed(_reason(exc), time=time.time() if captured is None else captured,
+        return Inspection.failed(failure_reason(exc), time=time.time() if captured is None else captured,
                                  model_sha256=getattr(self.backend, "model_sha256", ""), stage_ms=dict(stage_ms or {}),
                                  latency_ms=(time.perf_counter() - t0) * 1e3, **meta)
 
@@ -271,7 +266,7 @@ class Inspector:
         return self.inspect(tested, template, **meta)
 
 
-def _reason(exc: Exception) -> str:
+def failure_reason(exc: Exception) -> str:
     """One line for an inspection's error: our own errors already say what and where; others get their type."""
     text = " ".join(str(exc).split())
     return text if isinstance(exc, PcbInspectError) and text else f"{type(exc).__name__}: {text or 'no detail'}"

@@ -64,11 +64,7 @@ def serve(runtime: Runtime, address: str, args: argparse.Namespace | None = None
 
 
 def _progress(runtime: Runtime) -> None:
-    """A line every few seconds: what an operator at a terminal wants to see moving."""
-    now = time.monotonic()
-    if now - getattr(runtime, "_printed", 0.0) < 5.0:
-        return
-    runtime._printed = now  # type: ignore[attr-defined]
+    """The progress line: what an operator at a terminal wants to see moving."""
     s = runtime.status()
     print(f"[{time.strftime('%H:%M:%S')}] {s['inspected']} inspected  pass {s['pass']}  fail {s['fail']}  "
           f"review {s['review']}  error {s['error']}  dropped {s['dropped']}  {s['boards_per_s']:.1f} boards/s  "
@@ -87,8 +83,12 @@ def run_station(runtime: Runtime, http: str, args: argparse.Namespace | None = N
     if server is not None:
         print(f"station {runtime.config.station}: operator page {server.url}/  status {server.url}/api/status  "
               f"health {server.url}/healthz  metrics {server.url}/metrics", flush=True)
+    printed = [0.0]  # when the last progress line went out: one every 5 s
+
     def tick(r: Runtime) -> None:
-        _progress(r)
+        if time.monotonic() - printed[0] >= 5.0:
+            printed[0] = time.monotonic()
+            _progress(r)
         sdnotify.notify("WATCHDOG=1")  # the loop is turning: systemd's watchdog restarts a hung station
 
     runtime.on_tick = tick
