@@ -17,10 +17,11 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from pcb_inspect.inspect.errors import ConfigError, PcbInspectError
+from pcb_inspect.inspect.engine import failure_reason
+from pcb_inspect.inspect.errors import ConfigError
 from pcb_inspect.inspect.records import Inspection
 from pcb_inspect.inspect.sinks.base import Result, Sink
-from pcb_inspect.inspect.sources.base import Frame, Source, SourceEnded, SourceError
+from pcb_inspect.inspect.sources.base import Frame, Source, SourceEnded
 from pcb_inspect.inspect.stats import LineStats
 from pcb_inspect.inspect.swap import ModelSwap
 from pcb_inspect.inspect.workers import Done, WorkerPool, WorkerSpec
@@ -246,8 +247,8 @@ class Runtime:
                         self.source.open()
                         opened, backoff = True, BACKOFF_S[0]
                         self.source_state, self.source_error = "connected", ""
-                    except PcbInspectError as exc:
-                        self.source_error = str(exc)
+                    except Exception as exc:  # noqa: BLE001 - try again after the back-off, whatever it was
+                        self.source_error = failure_reason(exc)
                         self.stop_event.wait(backoff)
                         backoff = min(backoff * 2, BACKOFF_S[1])
                         continue
@@ -256,8 +257,8 @@ class Runtime:
                 except SourceEnded:
                     self.source_state = "ended"
                     return
-                except (SourceError, OSError) as exc:
-                    self.source_state, self.source_error, opened = "reconnecting", str(exc), False
+                except Exception as exc:  # noqa: BLE001 - lost, or a driver's own error: reopen, never stop
+                    self.source_state, self.source_error, opened = "reconnecting", failure_reason(exc), False
                     self.source.close()
                     continue
                 if frame is None:
@@ -270,3 +271,4 @@ class Runtime:
                     return
         finally:
             self._capture_done.set()
+

@@ -75,8 +75,10 @@ class _Flaky(Source):
 
     live = True
 
-    def __init__(self, image: np.ndarray, template: np.ndarray, lose_at: int, total: int) -> None:
+    def __init__(self, image: np.ndarray, template: np.ndarray, lose_at: int, total: int,
+                 error: type[Exception] = SourceError) -> None:
         super().__init__("test://flaky")
+        self.error = error
         self.image, self.template, self.lose_at, self.total = image, template, lose_at, total
         self.opens = self.failed_opens = 0
         self.lost = False
@@ -93,7 +95,7 @@ class _Flaky(Source):
             raise SourceEnded("done")
         if self.index == self.lose_at and self.opens == 1:
             self.lost = True
-            raise SourceError("test://flaky: lost")
+            raise self.error("test://flaky: lost")
         time.sleep(0.01)
         frame = Frame(self.index, time.time(), self.uri, image=self.image, template=self.template,
                       board_id=f"f{self.index}")
@@ -101,14 +103,16 @@ class _Flaky(Source):
         return frame
 
 
-def test_a_lost_source_is_reconnected_with_back_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("error", [SourceError, RuntimeError], ids=["lost", "driver error"])
+def test_a_lost_source_is_reconnected_with_back_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    error: type[Exception]) -> None:
     from pcb_inspect.inspect import runtime as rt
     from pcb_inspect.inspect.synthetic import generate_board
 
     monkeypatch.setattr(rt, "BACKOFF_S", (0.05, 0.2))
     board = generate_board(2)
     runtime = _runtime(tmp_path, "synthetic://?fps=30")
-    runtime.source = flaky = _Flaky(board.template, board.template, lose_at=5, total=12)
+    runtime.source = flaky = _Flaky(board.template, board.template, lose_at=5, total=12, error=error)
     states: list[str] = []
     runtime.on_tick = lambda r: states.append(r.source_state)
     summary = runtime.run()
